@@ -1,0 +1,111 @@
+// Package hostview adapts the proxy-wasm host to the small interfaces the
+// policy cores ask for: a lazy view of the current request, and Envoy's
+// shared data as a CAS store. It is the one place filter code turns host
+// calls into core inputs, so each core stays pure and natively testable.
+package hostview
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// Request is a lazy view of the stream's request: each value is fetched from
+// the host the first time a core asks for it, once per request. The zero
+// value is ready to use; a Request must not outlive its stream.
+type Request struct {
+	method, path, source, principal          string
+	haveMethod, havePath, haveSource, haveID bool
+}
+
+// Header returns a request header (lowercase name); Envoy joins duplicate
+// values with ",".
+func (r *Request) Header(name string) (string, bool) {
+	v, err := proxywasm.GetHttpRequestHeader(name)
+	return v, err == nil
+}
+
+// Method is the :method pseudo-header.
+func (r *Request) Method() string {
+	if !r.haveMethod {
+		r.method, _ = r.Header(":method")
+		r.haveMethod = true
+	}
+	return r.method
+}
+
+// Path is the :path pseudo-header, query included.
+func (r *Request) Path() string {
+	if !r.havePath {
+		r.path, _ = r.Header(":path")
+		r.havePath = true
+	}
+	return r.path
+}
+
+// SourceAddress is the downstream peer address "ip:port" (Envoy's
+// source.address), never a client-supplied header.
+func (r *Request) SourceAddress() string {
+	if !r.haveSource {
+		r.source, _ = r.Property("source.address")
+		r.haveSource = true
+	}
+	return r.source
+}
+
+// RemoteAddress is SourceAddress under the name the rate limiter uses.
+func (r *Request) RemoteAddress() string { return r.SourceAddress() }
+
+// Principal is the peer's identity from its mTLS certificate: the first URI
+// SAN (a SPIFFE id) without the "spiffe://" scheme, or "" for plain text.
+func (r *Request) Principal() string {
+	if !r.haveID {
+		san, _ := r.Property("connection.uri_san_peer_certificate")
+		r.principal = strings.TrimPrefix(san, "spiffe://")
+		r.haveID = true
+	}
+	return r.principal
+}
+
+// Property reads an Envoy attribute by its dotted path, e.g.
+// "connection.requested_server_name". Values are returned as raw bytes
+// converted to a string; numeric attributes are little-endian integers.
+func (r *Request) Property(path string) (string, bool) {
+	v, err := proxywasm.GetProperty(strings.Split(path, "."))
+	if err != nil {
+		return "", false
+	}
+	return string(v), true
+}
+
+// SharedData is Envoy's shared data as the CAS store the cores define. Each
+// core names its own CAS-mismatch sentinel, so the adapter is told which to
+// return.
+type SharedData struct {
+	// Mismatch is returned by Set when another worker wrote first.
+	Mismatch error
+}
+
+// Get returns a value, its CAS, and whether the key exists.
+func (s SharedData) Get(key string) ([]byte, uint32, bool, error) {
+	v, cas, err := proxywasm.GetSharedData(key)
+	switch {
+	case err == nil:
+		return v, cas, true, nil
+	case errors.Is(err, types.ErrorStatusNotFound):
+		return nil, 0, false, nil
+	}
+	return nil, 0, false, err
+}
+
+// Set writes a value if the key's CAS is still cas (0 writes unconditionally;
+// Envoy creates a missing key whatever the CAS).
+func (s SharedData) Set(key string, value []byte, cas uint32) error {
+	err := proxywasm.SetSharedData(key, value, cas)
+	if errors.Is(err, types.ErrorStatusCasMismatch) {
+		return s.Mismatch
+	}
+	return err
+}
