@@ -2,6 +2,8 @@
 
 package abi
 
+//lint:file-ignore U1000 these functions are called by the host through //go:wasmexport, which staticcheck does not see
+
 import (
 	"fmt"
 	"runtime/debug"
