@@ -1,0 +1,214 @@
+package tracing
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// decodeOTLP reads an OTLP/HTTP JSON body with the official types. OTLP JSON
+// differs from plain protojson only in its ids (hex, not base64), so those
+// are converted first; every other field must be exactly what protojson
+// accepts, unknown fields included.
+func decodeOTLP(t *testing.T, body []byte) *coltracepb.ExportTraceServiceRequest {
+	t.Helper()
+	var doc any
+	require.NoError(t, json.Unmarshal(body, &doc))
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if s, ok := e.(string); ok && (k == "traceId" || k == "spanId" || k == "parentSpanId") {
+					raw, err := hex.DecodeString(s)
+					require.NoError(t, err)
+					x[k] = base64.StdEncoding.EncodeToString(raw)
+					continue
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	conv, err := json.Marshal(doc)
+	require.NoError(t, err)
+	var req coltracepb.ExportTraceServiceRequest
+	require.NoError(t, protojson.Unmarshal(conv, &req))
+	return &req
+}
+
+func finishedHop(t *testing.T, tr *Tracer, in headers, trace string, status int, d time.Duration) *Hop {
+	t.Helper()
+	h := &Hop{}
+	require.NoError(t, tr.Start(h, in, ids(newSpan, trace), t0))
+	tr.Finish(h, status, t0.Add(d), props{"filter_state/meshwasm.authz.policy": "allow"})
+	return h
+}
+
+func attrs(kvs []*commonKV) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		switch v := kv.GetValue().GetValue().(type) {
+		case *stringValue:
+			m[kv.GetKey()] = v.StringValue
+		case *intValue:
+			m[kv.GetKey()] = fmt.Sprint(v.IntValue)
+		}
+	}
+	return m
+}
+
+func TestExporter_OTLPDecodesWithOfficialTypes(t *testing.T) {
+	tr := mustParse(t, seedConfig)
+	e := tr.NewExporter()
+	require.NotNil(t, e)
+
+	h1 := finishedHop(t, tr, headers{":method": "POST", ":path": "/api/payments/9", "x-user-id": "u\"1", "x-route-version": "v2",
+		HeaderTraceparent: "00-" + w3cTrace + "-" + w3cSpan + "-01", HeaderTracestate: "rojo=1"}, "", 201, 5*time.Millisecond)
+	h2 := finishedHop(t, tr, headers{":method": "BREW", ":path": "/other", "x-debug": "1"}, newTrace, 0, time.Millisecond)
+	require.True(t, e.Add(h1))
+	require.True(t, e.Add(h2))
+
+	c, ok := e.Flush(t0)
+	require.True(t, ok, "a full batch goes out at once")
+	require.Equal(t, "otel-collector", c.Cluster)
+	require.Equal(t, 2*time.Second, c.Timeout)
+	require.Equal(t, [][2]string{{":method", "POST"}, {":path", "/v1/traces"}, {":authority", "otel-collector"}, {"content-type", "application/json"}}, c.Headers)
+
+	req := decodeOTLP(t, c.Body)
+	require.Len(t, req.GetResourceSpans(), 1)
+	rs := req.GetResourceSpans()[0]
+	require.Equal(t, map[string]string{"service.name": "orders-sidecar", "deployment.environment": "prod"}, attrs(rs.GetResource().GetAttributes()))
+	require.Len(t, rs.GetScopeSpans(), 1)
+	require.Equal(t, "github.com/meshwasm/meshwasm/tracing", rs.GetScopeSpans()[0].GetScope().GetName())
+	spans := rs.GetScopeSpans()[0].GetSpans()
+	require.Len(t, spans, 2)
+
+	s := spans[0]
+	require.Equal(t, w3cTrace, hex.EncodeToString(s.GetTraceId()))
+	require.Equal(t, newSpan, hex.EncodeToString(s.GetSpanId()))
+	require.Equal(t, w3cSpan, hex.EncodeToString(s.GetParentSpanId()))
+	require.Equal(t, "rojo=1", s.GetTraceState())
+	require.Equal(t, "POST /api/payments/*", s.GetName())
+	require.Equal(t, tracepb.Span_SPAN_KIND_SERVER, s.GetKind())
+	require.Equal(t, uint64(t0.UnixNano()), s.GetStartTimeUnixNano())
+	require.Equal(t, uint64(t0.Add(5*time.Millisecond).UnixNano()), s.GetEndTimeUnixNano())
+	require.Equal(t, map[string]string{
+		"http.request.method": "POST", "url.path": "/api/payments/9", "http.route": "/api/payments/*",
+		"http.response.status_code": "201", "meshwasm.sampling.reason": "rule",
+		"user.id": "u\"1", "upstream.version": "v2", "authz.policy": "allow",
+	}, attrs(s.GetAttributes()))
+	require.Nil(t, s.GetStatus())
+
+	s = spans[1]
+	require.Equal(t, newTrace, hex.EncodeToString(s.GetTraceId()))
+	require.Empty(t, s.GetParentSpanId())
+	require.Equal(t, "HTTP", s.GetName())
+	require.Equal(t, tracepb.Status_STATUS_CODE_ERROR, s.GetStatus().GetCode())
+	require.Equal(t, map[string]string{
+		"http.request.method": "HTTP", "url.path": "/other", "meshwasm.sampling.reason": "rule", "authz.policy": "allow",
+	}, attrs(s.GetAttributes()))
+
+	require.Equal(t, ExportOK, e.Done(200))
+	require.Zero(t, e.Len())
+	exported, dropped, failures := e.TakeCounts()
+	require.Equal(t, [3]uint64{2, 0, 0}, [3]uint64{exported, dropped, failures})
+}
+
+// The collector is down: requests keep being added and never wait, the
+// queue stays bounded, overflow and given-up batches are counted.
+func TestExporter_CollectorDown(t *testing.T) {
+	tr := mustParse(t, seedConfig) // batch 2, queue 4, flush 1s, timeout 2s, 3 attempts
+	e := tr.NewExporter()
+	sampled := finishedHop(t, tr, headers{":path": "/api/payments/1"}, newTrace, 200, time.Millisecond)
+	unsampled := finishedHop(t, tr, headers{":path": "/x"}, newTrace, 200, time.Millisecond)
+
+	require.False(t, e.Add(unsampled), "unsampled hops are not spans")
+	for i := 0; i < 6; i++ {
+		require.Equal(t, i < 4, e.Add(sampled))
+	}
+	require.Equal(t, 4, e.Len())
+	_, dropped, _ := e.TakeCounts()
+	require.Equal(t, uint64(2), dropped)
+
+	now := t0
+	for attempt := 1; attempt <= 3; attempt++ {
+		_, ok := e.Flush(now)
+		require.True(t, ok)
+		_, ok = e.Flush(now)
+		require.False(t, ok, "one batch in flight at a time")
+		require.Equal(t, ExportRetry, e.Done(503))
+		now = now.Add(time.Second)
+	}
+	require.Equal(t, 2, e.Len(), "the batch is given up after maxAttempts")
+	exported, dropped, failures := e.TakeCounts()
+	require.Equal(t, [3]uint64{0, 2, 3}, [3]uint64{exported, dropped, failures})
+
+	// A callout that never answers is treated as failed after twice its timeout.
+	_, ok := e.Flush(now)
+	require.True(t, ok)
+	_, ok = e.Flush(now.Add(3 * time.Second))
+	require.False(t, ok)
+	c, ok := e.Flush(now.Add(4 * time.Second))
+	require.True(t, ok, "timed out and resent")
+	require.NotEmpty(t, c.Body)
+	require.Equal(t, ExportDrop, e.Done(400))
+	require.Zero(t, e.Len())
+	exported, dropped, failures = e.TakeCounts()
+	require.Equal(t, [3]uint64{0, 2, 2}, [3]uint64{exported, dropped, failures})
+	require.Equal(t, ExportOK, e.Done(200), "a stray reply changes nothing")
+}
+
+func TestExporter_FlushPeriod(t *testing.T) {
+	tr := mustParse(t, `{"export":{"cluster":"c","batchSize":10,"flushPeriod":"1s"}}`)
+	e := tr.NewExporter()
+	_, ok := e.Flush(t0)
+	require.False(t, ok, "nothing queued")
+	require.True(t, e.Add(finishedHop(t, tr, headers{}, newTrace+"", 200, 0)))
+	_, ok = e.Flush(t0)
+	require.True(t, ok, "first flush: period since zero time has passed")
+	require.Equal(t, ExportOK, e.Done(204))
+	require.True(t, e.Add(finishedHop(t, tr, headers{}, newTrace, 200, 0)))
+	_, ok = e.Flush(t0.Add(500 * time.Millisecond))
+	require.False(t, ok, "partial batch waits for the period")
+	c, ok := e.Flush(t0.Add(time.Second))
+	require.True(t, ok)
+	require.Len(t, decodeOTLP(t, c.Body).GetResourceSpans()[0].GetScopeSpans()[0].GetSpans(), 1)
+}
+
+func TestClassifyReply(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		want   ExportResult
+	}{
+		{name: "ok", status: 200, want: ExportOK},
+		{name: "accepted", status: 202, want: ExportOK},
+		{name: "no reply", status: 0, want: ExportRetry},
+		{name: "throttled", status: 429, want: ExportRetry},
+		{name: "bad gateway", status: 502, want: ExportRetry},
+		{name: "unavailable", status: 503, want: ExportRetry},
+		{name: "gateway timeout", status: 504, want: ExportRetry},
+		{name: "internal error", status: 500, want: ExportDrop},
+		{name: "bad request", status: 400, want: ExportDrop},
+		{name: "redirect", status: 302, want: ExportDrop},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, ClassifyReply(tc.status))
+			require.NotEmpty(t, tc.want.String())
+		})
+	}
+}
