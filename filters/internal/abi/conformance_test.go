@@ -303,3 +303,58 @@ func TestConformance_MemoryStable(t *testing.T) {
 	run(100_000)
 	require.Equal(t, warm, p.VM().MemorySize(), "linear memory grew after warm-up")
 }
+
+func TestConformance_NetworkFilter(t *testing.T) {
+	h := wasmhost.Load(t, "conformance")
+	p := h.NewPlugin(wasmhost.VMOptions{}, wasmhost.PluginOptions{RootID: "conformance-tcp"})
+	require.True(t, p.Started())
+	c, action := p.NewConnection()
+	require.Equal(t, types.ActionContinue, action)
+	require.Equal(t, types.ActionContinue, c.SendDownstreamData([]byte("hello"), false))
+	require.Equal(t, "HELLO", string(c.Downstream))
+	require.Equal(t, types.ActionContinue, c.SendUpstreamData([]byte("world"), true))
+	require.Equal(t, "world!", string(c.Upstream))
+	c.CloseDownstream(wasmhost.PeerRemote)
+	c.CloseUpstream(wasmhost.PeerLocal)
+	c.Finish()
+	for name, want := range map[string]uint64{
+		"conformance_tcp.connections": 1, "conformance_tcp.closes": 2, "conformance_tcp.done": 1,
+	} {
+		got, _ := h.Metric(name)
+		require.Equal(t, want, got, name)
+	}
+}
+
+// A panic in a callback the registry does not wrap reaches the bridge's last
+// line of defence: the connection is closed and the VM keeps serving.
+func TestConformance_NetworkFilterPanicClosesConnection(t *testing.T) {
+	h := wasmhost.Load(t, "conformance")
+	p := h.NewPlugin(wasmhost.VMOptions{}, wasmhost.PluginOptions{RootID: "conformance-tcp"})
+	c, _ := p.NewConnection()
+	require.Equal(t, types.ActionPause, c.SendDownstreamData([]byte("panic"), false))
+	require.True(t, c.DownstreamClosed)
+	panics, _ := h.Metric("meshwasm.bridge.panics")
+	require.Equal(t, uint64(1), panics)
+	require.NotEmpty(t, p.VM().LogsContaining(logCritical, "recovered panic in proxy_on_downstream_data"))
+
+	c2, _ := p.NewConnection()
+	require.Equal(t, types.ActionContinue, c2.SendDownstreamData([]byte("ok"), false))
+	require.Equal(t, "OK", string(c2.Downstream))
+}
+
+// An HTTP-only filter misused as a network filter has no TCP context; the
+// SDK panics on the unknown context and the bridge closes the connection.
+func TestConformance_HTTPFilterOnConnectionFailsClosed(t *testing.T) {
+	h := wasmhost.Load(t, "conformance")
+	p := startConformance(t, h, "")
+	c, action := p.NewConnection()
+	require.Equal(t, types.ActionPause, action)
+	require.True(t, c.DownstreamClosed)
+}
+
+func TestConformance_UnknownRootIDRefused(t *testing.T) {
+	h := wasmhost.Load(t, "conformance")
+	p := h.NewPlugin(wasmhost.VMOptions{}, wasmhost.PluginOptions{RootID: "typo"})
+	require.False(t, p.Started())
+	require.NotEmpty(t, p.VM().LogsContaining(logCritical, `root id "typo" selects no filter in this module (want one of conformance, conformance-tcp)`))
+}

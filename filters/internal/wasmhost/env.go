@@ -288,6 +288,17 @@ func hostFuncs() []hostFunc {
 			return statusOK
 		}},
 		{"proxy_continue_stream", i32s(1), func(vm *VM, mem api.Memory, s []uint64) uint32 {
+			if c := vm.conn(); c != nil {
+				switch s[0] {
+				case 2:
+					c.DownstreamResumed++
+				case 3:
+					c.UpstreamResumed++
+				default:
+					return statusBadArgument
+				}
+				return statusOK
+			}
 			st := vm.stream()
 			if st == nil {
 				return statusBadArgument
@@ -303,6 +314,17 @@ func hostFuncs() []hostFunc {
 			return statusOK
 		}},
 		{"proxy_close_stream", i32s(1), func(vm *VM, mem api.Memory, s []uint64) uint32 {
+			if c := vm.conn(); c != nil {
+				switch s[0] {
+				case 2:
+					c.DownstreamClosed = true
+				case 3:
+					c.UpstreamClosed = true
+				default:
+					return statusBadArgument
+				}
+				return statusOK
+			}
 			st := vm.stream()
 			if st == nil {
 				return statusBadArgument
@@ -458,6 +480,13 @@ func (vm *VM) stream() *Stream {
 	return vm.current.stream
 }
 
+func (vm *VM) conn() *Connection {
+	if vm.current == nil {
+		return nil
+	}
+	return vm.current.conn
+}
+
 func (vm *VM) rootID() uint32 {
 	if vm.current == nil {
 		return 0
@@ -523,6 +552,15 @@ func (vm *VM) buffer(bufferType uint32) (*[]byte, bool) {
 			return &st.RequestBody, true
 		}
 		return &st.ResponseBody, true
+	case 2, 3:
+		c := vm.conn()
+		if c == nil {
+			return nil, true
+		}
+		if bufferType == 2 {
+			return &c.Downstream, true
+		}
+		return &c.Upstream, true
 	case 4:
 		if vm.activeCallout == nil {
 			return nil, true

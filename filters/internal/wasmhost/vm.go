@@ -69,7 +69,8 @@ type VM struct {
 type contextState struct {
 	id     uint32
 	plugin *Plugin
-	stream *Stream // nil for root contexts
+	stream *Stream     // set for HTTP streams
+	conn   *Connection // set for TCP connections
 }
 
 // NewVM instantiates the module: _initialize first (a Go reactor traps on any

@@ -7,6 +7,10 @@
 //	                  trailers | alloc
 //	x-conformance-local: 1   answers 418 (kept for the Envoy smoke test)
 //
+// Root id "conformance-tcp" selects a network filter instead, driven by the
+// connection's data: "panic" panics, anything else is upper-cased on the way
+// up and suffixed with "!" on the way down.
+//
 // Every response gets `x-conformance: ok`. It is never shipped: production
 // filters carry no panic trigger.
 package main
@@ -32,6 +36,10 @@ func init() {
 		Name:             "conformance",
 		NewPluginContext: func(uint32) types.PluginContext { return &plugin{} },
 		DenyStatus:       503,
+	})
+	registry.Register(registry.Filter{
+		Name:             "conformance-tcp",
+		NewPluginContext: func(uint32) types.PluginContext { return &tcpPlugin{} },
 	})
 }
 
@@ -300,3 +308,60 @@ func (s *stream) OnHttpStreamDone() {
 	s.plugin.inflight.Add(-1)
 	s.plugin.requests.Increment(1)
 }
+
+type tcpPlugin struct {
+	types.DefaultPluginContext
+	connections proxywasm.MetricCounter
+	closes      proxywasm.MetricCounter
+	done        proxywasm.MetricCounter
+}
+
+func (p *tcpPlugin) OnPluginStart(int) types.OnPluginStartStatus {
+	p.connections = proxywasm.DefineCounterMetric("conformance_tcp.connections")
+	p.closes = proxywasm.DefineCounterMetric("conformance_tcp.closes")
+	p.done = proxywasm.DefineCounterMetric("conformance_tcp.done")
+	return types.OnPluginStartStatusOK
+}
+
+// NewHttpContext returns nil: the SDK then offers the context as TCP.
+func (p *tcpPlugin) NewHttpContext(uint32) types.HttpContext { return nil }
+
+func (p *tcpPlugin) NewTcpContext(uint32) types.TcpContext { return &conn{plugin: p} }
+
+type conn struct {
+	types.DefaultTcpContext
+	plugin *tcpPlugin
+}
+
+func (c *conn) OnNewConnection() types.Action {
+	c.plugin.connections.Increment(1)
+	return types.ActionContinue
+}
+
+func (c *conn) OnDownstreamData(size int, endOfStream bool) types.Action {
+	data, err := proxywasm.GetDownstreamData(0, size)
+	if err != nil {
+		proxywasm.LogErrorf("conformance-tcp: downstream data: %v", err)
+		return types.ActionContinue
+	}
+	if string(data) == "panic" {
+		panic("conformance-tcp: panic on demand")
+	}
+	if err := proxywasm.ReplaceDownstreamData(bytes.ToUpper(data)); err != nil {
+		proxywasm.LogErrorf("conformance-tcp: replace: %v", err)
+	}
+	return types.ActionContinue
+}
+
+func (c *conn) OnUpstreamData(size int, endOfStream bool) types.Action {
+	if err := proxywasm.AppendUpstreamData([]byte("!")); err != nil {
+		proxywasm.LogErrorf("conformance-tcp: append: %v", err)
+	}
+	return types.ActionContinue
+}
+
+func (c *conn) OnDownstreamClose(types.PeerType) { c.plugin.closes.Increment(1) }
+
+func (c *conn) OnUpstreamClose(types.PeerType) { c.plugin.closes.Increment(1) }
+
+func (c *conn) OnStreamDone() { c.plugin.done.Increment(1) }
