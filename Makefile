@@ -6,6 +6,7 @@
 #   make e2e     real-Envoy tests only
 #   make bench   microbenchmarks and module sizes
 #   make lint    gofmt, go vet, staticcheck
+#   make image   OCI images (Istio "compat" variant) in build/images; pushed when REGISTRY is set
 #   make demo    (see README)
 
 GO            ?= go
@@ -22,7 +23,7 @@ TEST_MODULES  := conformance noop
 
 export MESHWASM_BUILD := $(abspath $(BUILD))
 
-.PHONY: build test unit e2e bench lint clean envoy
+.PHONY: build test unit e2e bench lint clean envoy image
 
 build:
 	@mkdir -p $(BUILD)
@@ -58,6 +59,9 @@ lint:
 	@GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
 	$(TOOLS)/staticcheck ./...
 	$(WASM_ENV) $(TOOLS)/staticcheck ./filters/...
+
+image: build
+	$(GO) run ./tools/wasm-image -layout $(BUILD)/images -tag $(or $(TAG),latest) $(MODULES:%=$(BUILD)/%.wasm)
 
 clean:
 	rm -rf $(BUILD)
