@@ -141,6 +141,18 @@ func TestCompose_PinnedImages(t *testing.T) {
 	}
 }
 
+// The compose file and the native topology must run the same ratelimit
+// service: the image tag is the short sha of the commit ensure-ratelimit.sh
+// builds.
+func TestCompose_RatelimitMatchesNative(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "scripts", "ensure-ratelimit.sh"))
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^RATELIMIT_VERSION=v[0-9.]+-[0-9.]*[0-9]{14}-([0-9a-f]{12})$`).FindSubmatch(script)
+	require.NotNil(t, m, "RATELIMIT_VERSION must be a pseudo-version")
+	image := loadCompose(t).Services["ratelimit"].Image
+	require.Equal(t, "envoyproxy/ratelimit:"+string(m[1][:8]), image)
+}
+
 func TestCompose_RatelimitConfig(t *testing.T) {
 	rl := loadCompose(t).Services["ratelimit"]
 	require.Len(t, rl.Volumes, 1)
