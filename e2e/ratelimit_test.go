@@ -206,7 +206,7 @@ descriptors:
 		r := rlGet(t, c, topo.URL("/global"), "x-user", "alice")
 		require.Equal(t, http.StatusOK, r.status, "request %d", i)
 		require.Equal(t, "v1", r.served)
-		require.Equal(t, `"per-user";q=5;w=3600`, r.policy)
+		require.Equal(t, `"per-user";q=5;w=86400`, r.policy)
 		require.Regexp(t, fmt.Sprintf(`^"per-user";r=%d;t=\d+$`, 4-i), r.limit)
 	}
 	r := rlGet(t, c, topo.URL("/global"), "x-user", "alice")
@@ -215,8 +215,8 @@ descriptors:
 	secs, err := strconv.Atoi(r.retryAfter)
 	require.NoError(t, err, "Retry-After %q", r.retryAfter)
 	require.Positive(t, secs)
-	require.LessOrEqual(t, secs, 3600)
-	require.Equal(t, `"per-user";q=5;w=3600`, r.policy)
+	require.LessOrEqual(t, secs, 86400)
+	require.Equal(t, `"per-user";q=5;w=86400`, r.policy)
 
 	require.Equal(t, http.StatusOK, rlGet(t, c, topo.URL("/global"), "x-user", "bob").status, "another user, another counter")
 	require.Equal(t, uint64(6), stat(t, topo, "wasmcustom.meshwasm.ratelimit.per-user.allowed"))
