@@ -19,16 +19,16 @@ func TestParse_Defaults(t *testing.T) {
 	require.Nil(t, tr.Export())
 	require.Nil(t, tr.NewExporter())
 	require.Equal(t, []Metric{
-		{Name: "meshwasm_tracing.spans_exported", Kind: Counter},
-		{Name: "meshwasm_tracing.spans_dropped", Kind: Counter},
-		{Name: "meshwasm_tracing.export_failures", Kind: Counter},
-		{Name: "meshwasm_tracing.default.rq_1xx", Kind: Counter},
-		{Name: "meshwasm_tracing.default.rq_2xx", Kind: Counter},
-		{Name: "meshwasm_tracing.default.rq_3xx", Kind: Counter},
-		{Name: "meshwasm_tracing.default.rq_4xx", Kind: Counter},
-		{Name: "meshwasm_tracing.default.rq_5xx", Kind: Counter},
-		{Name: "meshwasm_tracing.default.rq_other", Kind: Counter},
-		{Name: "meshwasm_tracing.default.rq_time_ms", Kind: Histogram},
+		{Name: "meshwasm.tracing.spans_exported", Kind: Counter},
+		{Name: "meshwasm.tracing.spans_dropped", Kind: Counter},
+		{Name: "meshwasm.tracing.export_failures", Kind: Counter},
+		{Name: "meshwasm.tracing.default.rq_1xx", Kind: Counter},
+		{Name: "meshwasm.tracing.default.rq_2xx", Kind: Counter},
+		{Name: "meshwasm.tracing.default.rq_3xx", Kind: Counter},
+		{Name: "meshwasm.tracing.default.rq_4xx", Kind: Counter},
+		{Name: "meshwasm.tracing.default.rq_5xx", Kind: Counter},
+		{Name: "meshwasm.tracing.default.rq_other", Kind: Counter},
+		{Name: "meshwasm.tracing.default.rq_time_ms", Kind: Histogram},
 	}, tr.Metrics())
 }
 
@@ -86,8 +86,8 @@ func TestParse_Full(t *testing.T) {
 		Resource: []KeyValue{{"deployment.environment", "prod"}},
 	}, tr.Export())
 	require.Len(t, tr.Metrics(), 3+3*7)
-	require.Equal(t, "meshwasm_tracing.payments.rq_2xx", tr.Metrics()[3+1].Name)
-	require.Equal(t, "meshwasm_tracing.orders.rq_time_ms", tr.Metrics()[3+7+6].Name)
+	require.Equal(t, "meshwasm.tracing.payments.rq_2xx", tr.Metrics()[3+1].Name)
+	require.Equal(t, "meshwasm.tracing.orders.rq_time_ms", tr.Metrics()[3+7+6].Name)
 	require.Equal(t, "tracing: extract [w3c b3 b3multi], inject [w3c b3multi], 3 sampling rules, 4 attributes, access log true, export true", tr.String())
 }
 

@@ -31,7 +31,7 @@ var statusClasses = [...]string{"rq_1xx", "rq_2xx", "rq_3xx", "rq_4xx", "rq_5xx"
 const perGroup = len(statusClasses) + 1
 
 // metricPrefix keeps the names stable: dashboards depend on them.
-const metricPrefix = "meshwasm_tracing."
+const metricPrefix = "meshwasm.tracing."
 
 func buildMetrics(groups []RouteGroup) []Metric {
 	m := []Metric{

@@ -256,8 +256,8 @@ func TestTracer_FinishLogMetrics(t *testing.T) {
 	require.True(t, json.Valid(line))
 
 	counter, hist, ms := tr.RequestMetrics(&h)
-	require.Equal(t, "meshwasm_tracing.payments.rq_5xx", tr.Metrics()[counter].Name)
-	require.Equal(t, "meshwasm_tracing.payments.rq_time_ms", tr.Metrics()[hist].Name)
+	require.Equal(t, "meshwasm.tracing.payments.rq_5xx", tr.Metrics()[counter].Name)
+	require.Equal(t, "meshwasm.tracing.payments.rq_time_ms", tr.Metrics()[hist].Name)
 	require.Equal(t, Histogram, tr.Metrics()[hist].Kind)
 	require.Equal(t, uint64(12), ms)
 
@@ -268,8 +268,8 @@ func TestTracer_FinishLogMetrics(t *testing.T) {
 	require.Equal(t, `{"trace_id":"`+newTrace+`","span_id":"`+newSpan+`","method":"GET","path":"/other","route":"default",`+
 		`"status":0,"duration_ms":0,"sampled":false,"sampling_reason":"ratio"}`, string(line))
 	counter, hist, ms = tr.RequestMetrics(&h)
-	require.Equal(t, "meshwasm_tracing.default.rq_other", tr.Metrics()[counter].Name)
-	require.Equal(t, "meshwasm_tracing.default.rq_time_ms", tr.Metrics()[hist].Name)
+	require.Equal(t, "meshwasm.tracing.default.rq_other", tr.Metrics()[counter].Name)
+	require.Equal(t, "meshwasm.tracing.default.rq_time_ms", tr.Metrics()[hist].Name)
 	require.Zero(t, ms)
 }
 

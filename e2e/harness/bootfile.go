@@ -1,0 +1,120 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FileOptions runs Envoy on a hand-written bootstrap from the repository (e.g.
+// envoy/tracing/envoy.yaml) instead of the rendered one, so that e2e tests exercise the
+// very file users copy. The file must name its client-facing listener ListenerName.
+type FileOptions struct {
+	// File is the bootstrap, relative to the repository root.
+	File string
+	// Replace maps strings of the file to their replacement, given the running echo
+	// services ("echo-v1", "echo-v2" → host:port): fixed ports become the services'
+	// ports or 0, wasm paths become absolute. Every key must occur in the file.
+	Replace func(services map[string]string) map[string]string
+	// Workers, LogLevel, ComponentLogLevel and StartTimeout are as in Options.
+	Workers                     int
+	LogLevel, ComponentLogLevel string
+	StartTimeout                time.Duration
+}
+
+// StartFile launches the echo services and Envoy on o.File and waits until all are
+// ready, like Start. The topology stops when the test ends.
+func StartFile(t testing.TB, o FileOptions) *Topology {
+	t.Helper()
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 90 * time.Second
+	}
+	raw, err := os.ReadFile(filepath.Join(RepoRoot(t), o.File))
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	envoyBin := EnvoyBinary(t)
+	echoBin := serviceBinary(t, "echo")
+	topo := &Topology{t: t, dir: t.TempDir(), services: map[string]string{}}
+	deadline := time.Now().Add(o.StartTimeout)
+
+	var procs []*process
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, p := range procs {
+			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.tail(256<<10))
+		}
+	})
+	for _, version := range []string{ClusterV1, ClusterV2} {
+		name := "echo-" + version
+		addrFile := filepath.Join(topo.dir, name+".addr")
+		p := startProcess(t, name, filepath.Join(topo.dir, name+".log"), nil, echoBin,
+			"-listen", "127.0.0.1:0", "-version", version, "-addr-file", addrFile)
+		procs = append(procs, p)
+		var addr string
+		if err := poll(deadline, name+" address", []*process{p}, func() (err error) {
+			addr, err = readAddr(addrFile)
+			return err
+		}); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		topo.services[name] = addr
+	}
+
+	config := string(raw)
+	if o.Replace != nil {
+		services := map[string]string{}
+		for k, v := range topo.services {
+			services[k] = v
+		}
+		for old, repl := range o.Replace(services) {
+			if !strings.Contains(config, old) {
+				t.Fatalf("harness: %s does not contain %q", o.File, old)
+			}
+			config = strings.ReplaceAll(config, old, repl)
+		}
+	}
+	path := topo.writeFile("envoy.yaml", []byte(config))
+	adminFile := filepath.Join(topo.dir, "admin.addr")
+	args := []string{
+		"--config-path", path,
+		"--concurrency", strconv.Itoa(o.Workers),
+		"--log-level", o.LogLevel,
+		"--admin-address-path", adminFile,
+		"--disable-hot-restart",
+	}
+	if o.ComponentLogLevel != "" {
+		args = append(args, "--component-log-level", o.ComponentLogLevel)
+	}
+	began := time.Now()
+	topo.envoy = startProcess(t, "envoy", filepath.Join(topo.dir, "envoy.log"), nil, envoyBin, args...)
+	procs = append(procs, topo.envoy)
+	if err := topo.waitReady(deadline, adminFile, procs); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	topo.startup = time.Since(began)
+	t.Logf("harness: envoy (%s) ready in %v (admin %s, listener %s, workers %d)", o.File,
+		topo.startup.Round(time.Millisecond), topo.adminAddr, topo.listener, o.Workers)
+	return topo
+}
+
+// SocketAddress is how hand-written bootstraps spell a loopback address, e.g.
+// SocketAddress("127.0.0.1:8081") is `{address: "127.0.0.1", port_value: 8081}`. Use it
+// for FileOptions.Replace keys and values.
+func SocketAddress(addr string) string {
+	return `{address: "` + hostOf(addr) + `", port_value: ` + portOf(addr) + `}`
+}
+
+func hostOf(addr string) string { h, _, _ := strings.Cut(addr, ":"); return h }
+func portOf(addr string) string { _, p, _ := strings.Cut(addr, ":"); return p }
