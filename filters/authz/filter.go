@@ -166,23 +166,16 @@ func (p *plugin) fetchJWKS() {
 		provider := f.Provider
 		timeout := uint32(max(f.Timeout/time.Millisecond, 1))
 		if _, err := proxywasm.DispatchHttpCall(f.Cluster, f.Headers, nil, nil, timeout,
-			func(numHeaders, bodySize, _ int) { p.onJWKSReply(provider, numHeaders, bodySize) }); err != nil {
+			registry.Callback(Name, false, func(numHeaders, bodySize, _ int) { p.onJWKSReply(provider, numHeaders, bodySize) })); err != nil {
 			p.jwksErrors.Increment(1)
 			proxywasm.LogErrorf("authz: jwks %s: dispatch to cluster %q: %v", p.providers[provider], f.Cluster, err)
 		}
 	}
 }
 
-// onJWKSReply runs in the root context. The registry's panic containment
-// does not cover callout callbacks, so it contains its own: the keys stay
-// as they were.
+// onJWKSReply runs in the root context; on a failed fetch the keys stay as
+// they were.
 func (p *plugin) onJWKSReply(provider, numHeaders, bodySize int) {
-	defer func() {
-		if r := recover(); r != nil {
-			p.jwksErrors.Increment(1)
-			proxywasm.LogCriticalf("authz: recovered panic in jwks reply: %v", r)
-		}
-	}()
 	reply := readReply(numHeaders, bodySize, maxJWKSBytes)
 	if err := p.engine.JWKSReply(provider, reply); err != nil {
 		p.jwksErrors.Increment(1)
@@ -193,23 +186,13 @@ func (p *plugin) onJWKSReply(provider, numHeaders, bodySize int) {
 	proxywasm.LogInfof("authz: jwks %s: keys installed", p.providers[provider])
 }
 
-// readReply turns the current callout response into the core's Reply. Envoy
-// reports a failed or timed-out call with no headers.
+// readReply turns the callout reply being delivered into the core's Reply.
 func readReply(numHeaders, bodySize, maxBody int) core.Reply {
-	if numHeaders == 0 {
+	r, ok := hostview.ReadReply(numHeaders, bodySize, maxBody)
+	if !ok {
 		return core.Reply{Failed: true}
 	}
-	headers, err := proxywasm.GetHttpCallResponseHeaders()
-	if err != nil {
-		return core.Reply{Failed: true}
-	}
-	var body []byte
-	if bodySize > 0 {
-		if body, err = proxywasm.GetHttpCallResponseBody(0, min(bodySize, maxBody)); err != nil {
-			return core.Reply{Failed: true}
-		}
-	}
-	return core.Reply{Headers: headers, Body: body}
+	return core.Reply{Headers: r.Headers, Body: r.Body}
 }
 
 // record turns a final decision into metrics and the debug log line.

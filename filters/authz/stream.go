@@ -9,6 +9,7 @@ import (
 
 	core "github.com/meshwasm/meshwasm/authz"
 	"github.com/meshwasm/meshwasm/filters/internal/hostview"
+	"github.com/meshwasm/meshwasm/filters/internal/registry"
 )
 
 // stream is one HTTP request. It owns the Decision the engine fills: the
@@ -110,7 +111,7 @@ func (s *stream) dispatch() types.Action {
 	c := &s.d.Callout
 	s.plugin.extCalls.Increment(1)
 	timeout := uint32(max(c.Timeout/time.Millisecond, 1))
-	if _, err := proxywasm.DispatchHttpCall(c.Cluster, c.Headers, nil, nil, timeout, s.onReply); err != nil {
+	if _, err := proxywasm.DispatchHttpCall(c.Cluster, c.Headers, nil, nil, timeout, registry.Callback(Name, true, s.onReply)); err != nil {
 		proxywasm.LogErrorf("authz: ext-authz %s: dispatch to cluster %q: %v", c.Provider, c.Cluster, err)
 		s.plugin.engine.Resolve(&s.d, core.Reply{Failed: true})
 		return s.apply(false)
@@ -118,16 +119,8 @@ func (s *stream) dispatch() types.Action {
 	return types.ActionPause
 }
 
-// onReply runs with the stream as effective context (the SDK sets it). The
-// registry's panic containment does not cover callout callbacks, so it
-// contains its own: a panic denies instead of leaving the request paused.
+// onReply runs with the stream as effective context (the SDK sets it).
 func (s *stream) onReply(numHeaders, bodySize, _ int) {
-	defer func() {
-		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("authz: recovered panic in ext-authz reply: %v", r)
-			_ = proxywasm.SendHttpResponse(403, [][2]string{{"content-type", "text/plain"}}, []byte("403\n"), -1)
-		}
-	}()
 	reply := readReply(numHeaders, bodySize, maxExtBody)
 	if st, ok := reply.Status(); ok && st >= 500 {
 		// Envoy's ext_authz treats a 5xx from the service as a failed

@@ -185,7 +185,7 @@ func (s *stream) headerFailed(err error) types.Action {
 func (s *stream) mirror() {
 	m := s.p.router.Mirror()
 	_, err := proxywasm.DispatchHttpCall(m.Cluster, m.Headers(&s.req), nil, nil,
-		uint32(m.Timeout/time.Millisecond), ignoreReply)
+		uint32(m.Timeout/time.Millisecond), registry.Callback(Name, false, ignoreReply))
 	if err != nil {
 		s.p.m.mirrorErrors.Increment(1)
 		proxywasm.LogWarnf("canary: mirror to %s: %v", m.Cluster, err)

@@ -1,13 +1,13 @@
 package ratelimit
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/meshwasm/meshwasm/filters/internal/hostview"
+	"github.com/meshwasm/meshwasm/filters/internal/registry"
 	core "github.com/meshwasm/meshwasm/ratelimit"
 )
 
@@ -81,7 +81,7 @@ func (s *stream) deny(d core.Decision) types.Action {
 func (s *stream) dispatch(call *core.GlobalCall) types.Action {
 	timeout := uint32(max(call.Timeout/time.Millisecond, 1))
 	_, err := proxywasm.DispatchHttpCall(call.Cluster, call.Headers, call.Body, nil, timeout,
-		func(numHeaders, bodySize, _ int) { s.onReply(call, numHeaders, bodySize) })
+		registry.Callback(Name, true, func(numHeaders, bodySize, _ int) { s.onReply(call, numHeaders, bodySize) }))
 	if err != nil {
 		proxywasm.LogErrorf("ratelimit: dispatch to %s: %v", call.Cluster, err)
 		return s.apply(s.plugin.limiter.Complete(call, 0, nil), false)
@@ -89,33 +89,12 @@ func (s *stream) dispatch(call *core.GlobalCall) types.Action {
 	return types.ActionPause
 }
 
-// onReply runs with the stream as effective context (the SDK sets it). Envoy
-// reports a failed or timed-out call with no headers.
-// The registry's panic containment does not cover callout callbacks, so
-// onReply contains its own: a panic answers 503 instead of leaving the request
-// paused forever.
+// onReply runs with the stream as effective context (the SDK sets it). A
+// failed, timed-out or unreadable reply completes with status 0, which
+// follows global.failureMode.
 func (s *stream) onReply(call *core.GlobalCall, numHeaders, bodySize int) {
-	defer func() {
-		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("ratelimit: recovered panic in global reply: %v", r)
-			_ = proxywasm.SendHttpResponse(503, [][2]string{{"content-type", "text/plain"}}, []byte("503\n"), -1)
-		}
-	}()
-	status := 0
-	var body []byte
-	if numHeaders > 0 {
-		headers, _ := proxywasm.GetHttpCallResponseHeaders()
-		for _, h := range headers {
-			if h[0] == ":status" {
-				status, _ = strconv.Atoi(h[1])
-				break
-			}
-		}
-		if bodySize > 0 {
-			body, _ = proxywasm.GetHttpCallResponseBody(0, min(bodySize, maxReplyBody))
-		}
-	}
-	s.apply(s.plugin.limiter.Complete(call, status, body), true)
+	reply, _ := hostview.ReadReply(numHeaders, bodySize, maxReplyBody)
+	s.apply(s.plugin.limiter.Complete(call, reply.Status, reply.Body), true)
 }
 
 func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {

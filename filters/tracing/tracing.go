@@ -131,7 +131,7 @@ func (p *plugin) flush() {
 	timeout := uint32(max(c.Timeout/time.Millisecond, 1))
 	var id uint32
 	id, err := proxywasm.DispatchHttpCall(c.Cluster, c.Headers, c.Body, nil, timeout,
-		func(numHeaders, _, _ int) { p.onReply(id, numHeaders) })
+		registry.Callback(Name, false, func(numHeaders, bodySize, _ int) { p.onReply(id, numHeaders, bodySize) }))
 	p.inFlight = id
 	if err != nil {
 		// The host refused the call outright: count it as a failed attempt,
@@ -142,15 +142,9 @@ func (p *plugin) flush() {
 	}
 }
 
-// onReply takes the collector's answer to call id (no headers: the call failed or
-// timed out) and sends the next batch at once when a backlog is queued. The
-// registry does not guard callout callbacks, so this one recovers itself.
-func (p *plugin) onReply(id uint32, numHeaders int) {
-	defer func() {
-		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("tracing: recovered panic in collector reply: %v", r)
-		}
-	}()
+// onReply takes the collector's answer to call id (none: the call failed or
+// timed out) and sends the next batch at once when a backlog is queued.
+func (p *plugin) onReply(id uint32, numHeaders, bodySize int) {
 	if id != p.inFlight {
 		// The exporter gave up on this call (no answer within twice its
 		// timeout) and counted it as failed; its batch may be in flight
@@ -159,16 +153,8 @@ func (p *plugin) onReply(id uint32, numHeaders int) {
 		return
 	}
 	p.inFlight = 0
-	status := 0
-	if numHeaders > 0 {
-		headers, _ := proxywasm.GetHttpCallResponseHeaders()
-		for _, h := range headers {
-			if h[0] == ":status" {
-				status, _ = strconv.Atoi(h[1])
-				break
-			}
-		}
-	}
+	reply, _ := hostview.ReadReply(numHeaders, bodySize, 0)
+	status := reply.Status
 	if res := p.exporter.Done(status); res != core.ExportOK {
 		proxywasm.LogWarnf("tracing: collector answered %d: batch %v", status, res)
 	}

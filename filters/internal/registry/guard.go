@@ -16,6 +16,50 @@ type panicCounter struct {
 	counter *proxywasm.MetricCounter
 }
 
+// counters holds one panic counter per filter for the VM: the plugin
+// contexts and the callout guards of a filter count into the same metric.
+var counters = map[string]*panicCounter{}
+
+func counterFor(name string) *panicCounter {
+	c, ok := counters[name]
+	if !ok {
+		c = &panicCounter{name: name}
+		counters[name] = c
+	}
+	return c
+}
+
+// Callback contains panics in a callout callback of the named filter, which
+// the SDK calls outside any callback the registry wraps. When the callout was
+// made for a request the filter paused (paused true), a panic answers that
+// request with the filter's DenyStatus, or resumes it when the filter fails
+// open: a request never stays paused because its filter crashed.
+func Callback(name string, paused bool, cb func(numHeaders, bodySize, numTrailers int)) func(int, int, int) {
+	return func(numHeaders, bodySize, numTrailers int) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			counterFor(name).report("callout callback", r)
+			if !paused {
+				return
+			}
+			f, _ := lookupName(name)
+			if f.DenyStatus != 0 {
+				sendDeny(f.DenyStatus)
+				return
+			}
+			_ = proxywasm.ResumeHttpRequest()
+		}()
+		cb(numHeaders, bodySize, numTrailers)
+	}
+}
+
+func sendDeny(status uint32) {
+	_ = proxywasm.SendHttpResponse(status, [][2]string{{"content-type", "text/plain"}}, []byte(fmt.Sprintf("%d\n", status)), -1)
+}
+
 func (c *panicCounter) report(callback string, r any) {
 	defer func() { _ = recover() }() // reporting must never re-panic
 	proxywasm.LogCriticalf("meshwasm: %s: recovered panic in %s: %v\n%s", c.name, callback, r, debug.Stack())
@@ -39,7 +83,7 @@ type httpContext struct {
 // the filter could not judge.
 func (h *httpContext) failRequest() types.Action {
 	if status := h.plugin.filter.DenyStatus; status != 0 {
-		_ = proxywasm.SendHttpResponse(status, [][2]string{{"content-type", "text/plain"}}, []byte(fmt.Sprintf("%d\n", status)), -1)
+		sendDeny(status)
 		return types.ActionPause
 	}
 	return types.ActionContinue

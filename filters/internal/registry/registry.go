@@ -75,6 +75,15 @@ func Lookup(rootID string) (Filter, error) {
 	return Filter{}, fmt.Errorf("root id %q selects no filter in this module (want one of %s)", rootID, strings.Join(Names(), ", "))
 }
 
+func lookupName(name string) (Filter, bool) {
+	for _, f := range filters {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Filter{}, false
+}
+
 // VMContext is what the module hands to proxywasm.SetVMContext.
 func VMContext() types.VMContext { return vmContext{} }
 
@@ -92,7 +101,7 @@ type pluginContext struct {
 	contextID uint32
 	filter    Filter
 	inner     types.PluginContext
-	panics    panicCounter
+	panics    *panicCounter
 }
 
 func (p *pluginContext) OnPluginStart(configSize int) (status types.OnPluginStartStatus) {
@@ -106,7 +115,7 @@ func (p *pluginContext) OnPluginStart(configSize int) (status types.OnPluginStar
 		return types.OnPluginStartStatusFailed
 	}
 	p.filter = f
-	p.panics.name = f.Name
+	p.panics = counterFor(f.Name)
 	defer p.recoverPlugin("OnPluginStart", func() { status = types.OnPluginStartStatusFailed })
 	p.inner = f.NewPluginContext(p.contextID)
 	return p.inner.OnPluginStart(configSize)
@@ -166,6 +175,9 @@ func (p *pluginContext) NewHttpContext(contextID uint32) types.HttpContext {
 
 func (p *pluginContext) recoverPlugin(callback string, onPanic func()) {
 	if r := recover(); r != nil {
+		if p.panics == nil { // before the filter is known
+			p.panics = counterFor("registry")
+		}
 		p.panics.report(callback, r)
 		if onPanic != nil {
 			onPanic()

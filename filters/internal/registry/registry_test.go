@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 )
@@ -12,6 +13,8 @@ func withFilters(t *testing.T, fs ...Filter) {
 	t.Helper()
 	saved := filters
 	filters = nil
+	// Each proxytest emulator is a fresh "VM": metric ids do not carry over.
+	counters = map[string]*panicCounter{}
 	t.Cleanup(func() { filters = saved })
 	for _, f := range fs {
 		Register(f)
@@ -152,4 +155,71 @@ func TestDispatch_ResponsePanicContinues(t *testing.T) {
 	require.Equal(t, types.ActionContinue, host.CallOnResponseHeaders(id, nil, true))
 	require.Nil(t, host.GetSentLocalResponse(id), "a response already on its way cannot be replaced")
 	require.Len(t, host.GetCriticalLogs(), 1)
+}
+
+type calloutPlugin struct {
+	types.DefaultPluginContext
+	paused bool
+}
+
+func (p *calloutPlugin) NewHttpContext(uint32) types.HttpContext {
+	return &calloutStream{paused: p.paused}
+}
+
+type calloutStream struct {
+	types.DefaultHttpContext
+	paused bool
+}
+
+func (s *calloutStream) OnHttpRequestHeaders(int, bool) types.Action {
+	_, err := proxywasm.DispatchHttpCall("svc", [][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "svc"}}, nil, nil, 100,
+		Callback("f", s.paused, func(int, int, int) { panic("boom in callout") }))
+	if err != nil {
+		panic(err)
+	}
+	if s.paused {
+		return types.ActionPause
+	}
+	return types.ActionContinue
+}
+
+func TestCallback_PanicAnswersPausedRequest(t *testing.T) {
+	tests := []struct {
+		name       string
+		deny       uint32
+		paused     bool
+		wantStatus uint32 // 0: no local reply
+		wantAction types.Action
+	}{
+		{name: "fail closed", deny: 403, paused: true, wantStatus: 403, wantAction: types.ActionPause},
+		{name: "fail open resumes", deny: 0, paused: true, wantAction: types.ActionContinue},
+		{name: "not paused", deny: 403, paused: false, wantAction: types.ActionContinue},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			paused := tc.paused
+			withFilters(t, Filter{Name: "f", DenyStatus: tc.deny,
+				NewPluginContext: func(uint32) types.PluginContext { return &calloutPlugin{paused: paused} }})
+			host, status := emulate(t, "f")
+			require.Equal(t, types.OnPluginStartStatusOK, status)
+			id := host.InitializeHttpContext()
+			host.CallOnRequestHeaders(id, nil, true)
+			attrs := host.GetCalloutAttributesFromContext(id)
+			require.Len(t, attrs, 1)
+			host.CallOnHttpCallResponse(attrs[0].CalloutID, nil, nil, nil)
+
+			local := host.GetSentLocalResponse(id)
+			if tc.wantStatus != 0 {
+				require.NotNil(t, local)
+				require.Equal(t, tc.wantStatus, local.StatusCode)
+			} else {
+				require.Nil(t, local)
+			}
+			require.Equal(t, tc.wantAction, host.GetCurrentHttpStreamAction(id))
+			v, err := host.GetCounterMetric(PanicMetric("f"))
+			require.NoError(t, err)
+			require.Equal(t, uint64(1), v)
+			require.Contains(t, host.GetCriticalLogs()[0], "recovered panic in callout callback: boom in callout")
+		})
+	}
 }
