@@ -3,6 +3,8 @@ package authz
 import (
 	"sync"
 	"time"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 // Clock returns the current time; tests inject a fake one.
@@ -37,7 +39,7 @@ func New(cfg *Config, opts Options) *Engine {
 		e.clock = time.Now
 	}
 	if e.shared == nil {
-		e.shared = NewMemorySharedData()
+		e.shared = casstore.NewMemory()
 	}
 	e.jwks = make([]jwksState, len(cfg.jwt.providers))
 	for i, p := range cfg.jwt.providers {

@@ -309,8 +309,8 @@ func (p *extProvider) slot(key [32]byte) string {
 }
 
 func (e *Engine) cacheGet(p *extProvider, key [32]byte, now time.Time) (extVerdict, bool) {
-	raw, _, ok := e.shared.Get(p.slot(key))
-	if !ok {
+	raw, _, ok, err := e.shared.Get(p.slot(key))
+	if err != nil || !ok {
 		return extVerdict{}, false
 	}
 	var ent extCacheEntry

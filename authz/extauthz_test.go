@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 func extCfg(provider, policies string) string {
@@ -107,7 +109,7 @@ func TestEngine_Custom_NotMatchedSkipsCallout(t *testing.T) {
 
 func TestEngine_Custom_Cache(t *testing.T) {
 	clk := newFakeClock()
-	shared := NewMemorySharedData()
+	shared := casstore.NewMemory()
 	cfg := mustParse(t, extCfg(`,"cache":{"ttl":"10s","keyHeaders":["authorization",":path"],"maxEntries":4}`, ""))
 	w1 := New(cfg, Options{Clock: clk.Now, Shared: shared})
 	w2 := New(cfg, Options{Clock: clk.Now, Shared: shared})

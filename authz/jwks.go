@@ -42,8 +42,8 @@ type jwksRecord struct {
 
 func (e *Engine) readRecord(key string) (jwksRecord, uint32) {
 	var rec jwksRecord
-	v, cas, ok := e.shared.Get(key)
-	if !ok || json.Unmarshal(v, &rec) != nil {
+	v, cas, ok, err := e.shared.Get(key)
+	if err != nil || !ok || json.Unmarshal(v, &rec) != nil {
 		return jwksRecord{}, cas
 	}
 	return rec, cas

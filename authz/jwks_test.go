@@ -6,6 +6,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 const remoteCfg = `{"jwt":{"minRefetchInterval":"30s","providers":[{"name":"idp","issuer":"https://issuer.example",
@@ -18,7 +20,7 @@ func ok200(body string) Reply {
 func TestEngine_RemoteJWKS(t *testing.T) {
 	k := getKeys(t)
 	clk := newFakeClock()
-	shared := NewMemorySharedData()
+	shared := casstore.NewMemory()
 	cfg := mustParse(t, remoteCfg)
 	w1 := New(cfg, Options{Clock: clk.Now, Shared: shared})
 	w2 := New(cfg, Options{Clock: clk.Now, Shared: shared})

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 // seedsConfig is the README's example without the guard, whose store is the
@@ -62,7 +64,7 @@ func BenchmarkDecide(b *testing.B) {
 // an in-memory store, which copies the value as the host's shared data does.
 func BenchmarkDecide_Guarded(b *testing.B) {
 	r := mustParse(b, guardConfig)
-	store := &MemoryStore{}
+	store := casstore.NewMemory()
 	_, err := r.Record(store, 1, Success, epoch)
 	require.NoError(b, err)
 	req := get("/")
@@ -75,7 +77,7 @@ func BenchmarkDecide_Guarded(b *testing.B) {
 
 func BenchmarkRecord(b *testing.B) {
 	r := mustParse(b, guardConfig)
-	store := &MemoryStore{}
+	store := casstore.NewMemory()
 	b.ReportAllocs()
 	for b.Loop() {
 		_, err := r.Record(store, 1, Success, epoch)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 func FuzzParse(f *testing.F) {
@@ -24,7 +26,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// Every parsed configuration decides every request.
-		store := &MemoryStore{}
+		store := casstore.NewMemory()
 		for i, req := range []*fakeRequest{
 			get("/"),
 			get("/x1?q=a", "x-user-id", "12", "cookie", "sid=1; c=v2", "x-route-version", "v2"),
@@ -88,7 +90,7 @@ func FuzzDecide(f *testing.F) {
 	f.Add("/api?q=abc", "4", "beta=yes; cv=v2", "", uint64(1), true)
 	f.Add("/?q=%zz", "x", "sid=1", "v3", uint64(2), false)
 	f.Fuzz(func(t *testing.T, path, user, cookie, route string, rnd uint64, fail bool) {
-		store := &MemoryStore{}
+		store := casstore.NewMemory()
 		if fail {
 			for range 2 {
 				_, err := r.Record(store, 1, ServerError, epoch)

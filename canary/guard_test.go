@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 const guardConfig = `{"versions":["v1","v2"],"rules":[{"name":"all","route":"v2"}],
@@ -203,7 +205,7 @@ func TestRouter_GuardDivertsAndRecovers(t *testing.T) {
 	// Two routers parsed from one configuration stand for two workers'
 	// VMs sharing Envoy's shared data.
 	vmA, vmB := mustParse(t, guardConfig), mustParse(t, guardConfig)
-	store := &MemoryStore{}
+	store := casstore.NewMemory()
 	now := epoch
 	env := func(rnd uint64) Env { return Env{Now: now, Random: rnd, Store: store} }
 
@@ -266,7 +268,7 @@ func TestRouter_GuardDivertsSplitAndSticky(t *testing.T) {
 	r := mustParse(t, `{"versions":["v1","v2"],"sticky":{"cookie":"cv"},
 		"rules":[{"split":{"weights":{"v1":50,"v2":50},"hashOn":{"header":"x-user-id"}}}],
 		"guard":{"consecutive5xx":1,"cooldown":"1m"}}`)
-	store := &MemoryStore{}
+	store := casstore.NewMemory()
 	_, err := r.Record(store, 1, Failure, epoch)
 	require.NoError(t, err)
 	env := Env{Now: epoch, Store: store}
@@ -294,7 +296,7 @@ func TestRouter_GuardDivertsSplitAndSticky(t *testing.T) {
 
 func TestRouter_GuardTrustedBypasses(t *testing.T) {
 	r := mustParse(t, `{"versions":["v1","v2"],"trust":{"principals":["spiffe://qa"]},"guard":{"consecutive5xx":1}}`)
-	store := &MemoryStore{}
+	store := casstore.NewMemory()
 	_, err := r.Record(store, 1, ServerError, epoch)
 	require.NoError(t, err)
 	req := get("/", "x-route-version", "v2")
@@ -306,7 +308,7 @@ func TestRouter_GuardTrustedBypasses(t *testing.T) {
 
 func TestRouter_RecordUnguarded(t *testing.T) {
 	r := mustParse(t, guardConfig)
-	store := &MemoryStore{FailGet: errors.New("must not be called"), FailSet: errors.New("must not be called")}
+	store := &faultyStore{Memory: casstore.NewMemory(), FailGet: errors.New("must not be called"), FailSet: errors.New("must not be called")}
 	ev, err := r.Record(store, 0, ServerError, epoch)
 	require.NoError(t, err)
 	require.Equal(t, NoEvent, ev.Kind)
@@ -322,7 +324,7 @@ func TestRouter_RecordUnguarded(t *testing.T) {
 // racingStore lets another writer update the key between Get and Set, the
 // way a second worker does.
 type racingStore struct {
-	MemoryStore
+	*casstore.Memory
 	races int
 	rival func()
 }
@@ -332,16 +334,16 @@ func (s *racingStore) Set(key string, value []byte, cas uint32) error {
 		s.races--
 		s.rival()
 	}
-	return s.MemoryStore.Set(key, value, cas)
+	return s.Memory.Set(key, value, cas)
 }
 
 func TestRouter_RecordRetriesOnCASMismatch(t *testing.T) {
 	r := mustParse(t, `{"versions":["v1","v2"],"guard":{"consecutive5xx":2,"maxErrorRatio":0}}`)
-	store := &racingStore{}
+	store := &racingStore{Memory: casstore.NewMemory()}
 	// An existing value: a first write (CAS 0) is unconditional in Envoy.
-	require.NoError(t, store.MemoryStore.Set("meshwasm.canary.guard.v2", (&State{}).AppendBinary(nil), 0))
+	require.NoError(t, store.Memory.Set("meshwasm.canary.guard.v2", (&State{}).AppendBinary(nil), 0))
 	store.rival = func() {
-		_, err := r.Record(&store.MemoryStore, 1, ServerError, epoch)
+		_, err := r.Record(store.Memory, 1, ServerError, epoch)
 		require.NoError(t, err)
 	}
 	store.races = 1
@@ -360,18 +362,18 @@ func TestRouter_Record_Errors(t *testing.T) {
 		store Store
 		want  string
 	}{
-		{name: "get fails", store: &MemoryStore{FailGet: errors.New("boom")}, want: "canary guard: read meshwasm.canary.guard.v2: boom"},
-		{name: "set fails", store: &MemoryStore{FailSet: errors.New("boom")}, want: "canary guard: write meshwasm.canary.guard.v2: boom"},
-		{name: "endless contention", store: &racingStore{races: 1000, rival: func() {}}, want: ""},
+		{name: "get fails", store: &faultyStore{Memory: casstore.NewMemory(), FailGet: errors.New("boom")}, want: "canary guard: read meshwasm.canary.guard.v2: boom"},
+		{name: "set fails", store: &faultyStore{Memory: casstore.NewMemory(), FailSet: errors.New("boom")}, want: "canary guard: write meshwasm.canary.guard.v2: boom"},
+		{name: "endless contention", store: &racingStore{Memory: casstore.NewMemory(), races: 1000, rival: func() {}}, want: ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if rs, ok := tc.store.(*racingStore); ok {
 				// Every Set finds the key moved on.
 				rs.rival = func() {
-					require.NoError(t, rs.MemoryStore.Set("meshwasm.canary.guard.v2", (&State{}).AppendBinary(nil), 0))
+					require.NoError(t, rs.Memory.Set("meshwasm.canary.guard.v2", (&State{}).AppendBinary(nil), 0))
 				}
-				require.NoError(t, rs.MemoryStore.Set("meshwasm.canary.guard.v2", (&State{}).AppendBinary(nil), 0))
+				require.NoError(t, rs.Memory.Set("meshwasm.canary.guard.v2", (&State{}).AppendBinary(nil), 0))
 				tc.want = "canary guard: write meshwasm.canary.guard.v2: cas mismatch after 8 attempts"
 			}
 			_, err := r.Record(tc.store, 1, ServerError, epoch)
@@ -382,7 +384,7 @@ func TestRouter_Record_Errors(t *testing.T) {
 
 func TestRouter_RecordOverwritesMalformedState(t *testing.T) {
 	r := mustParse(t, `{"versions":["v1","v2"],"rules":[{"route":"v2"}],"guard":{"consecutive5xx":1}}`)
-	store := &MemoryStore{}
+	store := casstore.NewMemory()
 	require.NoError(t, store.Set("meshwasm.canary.guard.v2", []byte("garbage"), 0))
 
 	d := r.Decide(get("/"), Env{Now: epoch, Store: store})
@@ -403,11 +405,11 @@ func TestRouter_GuardStoreErrorMode(t *testing.T) {
 		want       string
 		wantErr    string
 	}{
-		{name: "admit on read error", mode: `"admit"`, store: &MemoryStore{FailGet: errors.New("boom")}, want: "v2",
+		{name: "admit on read error", mode: `"admit"`, store: &faultyStore{Memory: casstore.NewMemory(), FailGet: errors.New("boom")}, want: "v2",
 			wantErr: "canary guard: read meshwasm.canary.guard.v2: boom"},
-		{name: "divert on read error", mode: `"divert"`, store: &MemoryStore{FailGet: errors.New("boom")}, want: "v1",
+		{name: "divert on read error", mode: `"divert"`, store: &faultyStore{Memory: casstore.NewMemory(), FailGet: errors.New("boom")}, want: "v1",
 			wantErr: "canary guard: read meshwasm.canary.guard.v2: boom"},
-		{name: "default admits", mode: `null`, store: &MemoryStore{FailGet: errors.New("boom")}, want: "v2",
+		{name: "default admits", mode: `null`, store: &faultyStore{Memory: casstore.NewMemory(), FailGet: errors.New("boom")}, want: "v2",
 			wantErr: "canary guard: read meshwasm.canary.guard.v2: boom"},
 		{name: "no store divert", mode: `"divert"`, store: nil, want: "v1", wantErr: "canary guard: no store configured"},
 	}
@@ -450,4 +452,24 @@ func TestGuard_Strings(t *testing.T) {
 	require.Equal(t, "probe failed", ProbeFailed.String())
 	require.Equal(t, "none", TripReason(0).String())
 	require.Equal(t, "canary guard: no event", Event{}.String())
+}
+
+// faultyStore is a casstore.Memory whose Get or Set can be made to fail.
+type faultyStore struct {
+	*casstore.Memory
+	FailGet, FailSet error
+}
+
+func (s *faultyStore) Get(key string) ([]byte, uint32, bool, error) {
+	if s.FailGet != nil {
+		return nil, 0, false, s.FailGet
+	}
+	return s.Memory.Get(key)
+}
+
+func (s *faultyStore) Set(key string, value []byte, cas uint32) error {
+	if s.FailSet != nil {
+		return s.FailSet
+	}
+	return s.Memory.Set(key, value, cas)
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 // TestREADME_SeedsExample keeps the README's configuration honest: it parses
@@ -29,7 +31,7 @@ func TestREADME_SeedsExample(t *testing.T) {
 		{name: "even user", req: get("/api/orders", "x-user-id", "1234"), rule: "even-users", version: "v2"},
 		{name: "odd user", req: get("/api/orders", "x-user-id", "1235"), rule: "weighted"},
 	}
-	store := &MemoryStore{}
+	store := casstore.NewMemory()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := r.Decide(tc.req, Env{Now: epoch, Store: store})

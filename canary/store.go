@@ -4,23 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
-// Store is the key/value store the guard keeps its state in: Envoy shared
-// data, shared by every worker's VM. The filter implements it over
-// proxy_get_shared_data / proxy_set_shared_data.
-type Store interface {
-	// Get returns the value and its CAS token; found is false (and err nil)
-	// when the key was never written.
-	Get(key string) (value []byte, cas uint32, found bool, err error)
-	// Set writes value if the key is still at cas, and returns
-	// ErrCASMismatch when another writer got there first. Envoy treats cas
-	// 0 as "write unconditionally", which is what the first write uses.
-	Set(key string, value []byte, cas uint32) error
-}
+// Store is where the guard keeps its state: Envoy shared data, shared by
+// every worker's VM; casstore.Memory in tests.
+type Store = casstore.Store
 
 // ErrCASMismatch is what Store.Set returns when the key changed since Get.
-var ErrCASMismatch = errors.New("cas mismatch")
+var ErrCASMismatch = casstore.ErrCASMismatch
 
 var errNoStore = errors.New("canary guard: no store configured")
 
@@ -85,46 +78,4 @@ func (r *Router) GuardState(st Store, v int) (State, error) {
 	}
 	s, _, err := r.guard.loadState(st, v)
 	return s, err
-}
-
-// MemoryStore is an in-process Store with Envoy's CAS semantics, for tests
-// and for hosts without shared data. It is not safe for concurrent use, like
-// the single-threaded VM it stands in for.
-type MemoryStore struct {
-	entries map[string]memEntry
-	// FailGet and FailSet, when set, are returned by Get and Set.
-	FailGet, FailSet error
-}
-
-type memEntry struct {
-	value []byte
-	cas   uint32
-}
-
-// Get implements Store.
-func (m *MemoryStore) Get(key string) ([]byte, uint32, bool, error) {
-	if m.FailGet != nil {
-		return nil, 0, false, m.FailGet
-	}
-	e, ok := m.entries[key]
-	if !ok {
-		return nil, 0, false, nil
-	}
-	return append([]byte(nil), e.value...), e.cas, true, nil
-}
-
-// Set implements Store.
-func (m *MemoryStore) Set(key string, value []byte, cas uint32) error {
-	if m.FailSet != nil {
-		return m.FailSet
-	}
-	if m.entries == nil {
-		m.entries = map[string]memEntry{}
-	}
-	e := m.entries[key]
-	if cas != 0 && cas != e.cas {
-		return ErrCASMismatch
-	}
-	m.entries[key] = memEntry{value: append([]byte(nil), value...), cas: e.cas + 1}
-	return nil
 }

@@ -7,14 +7,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 // sharedStore is a single-threaded Store that hands out its own slices, as
 // a host that does not copy would; it isolates the core's allocations from
 // the test store's.
 type sharedStore struct {
-	m    map[string]*memEntry
+	m    map[string]*benchEntry
 	next uint32
+}
+
+type benchEntry struct {
+	value []byte
+	cas   uint32
 }
 
 func (s *sharedStore) Get(key string) ([]byte, uint32, bool, error) {
@@ -28,7 +35,7 @@ func (s *sharedStore) Get(key string) ([]byte, uint32, bool, error) {
 func (s *sharedStore) Set(key string, value []byte, cas uint32) error {
 	e, ok := s.m[key]
 	if !ok {
-		e = &memEntry{}
+		e = &benchEntry{}
 		s.m[key] = e
 	} else if cas != 0 && cas != e.cas {
 		return ErrCASMismatch
@@ -50,7 +57,7 @@ func benchLimiter(t testing.TB) (*Limiter, *fakeClock) {
 	cfg, err := Parse([]byte(benchConfig))
 	require.NoError(t, err)
 	clock := newClock()
-	l, err := New(cfg, Options{Store: &sharedStore{m: map[string]*memEntry{}, next: 1}, Clock: clock.Now, Recorder: newRecorder()})
+	l, err := New(cfg, Options{Store: &sharedStore{m: map[string]*benchEntry{}, next: 1}, Clock: clock.Now, Recorder: newRecorder()})
 	require.NoError(t, err)
 	return l, clock
 }
@@ -81,7 +88,7 @@ func BenchmarkCheck(b *testing.B) {
 func BenchmarkCheck_NoMatch(b *testing.B) {
 	cfg, err := Parse([]byte(`{"rules": [{"name": "r", "match": {"paths": [{"prefix": "/admin/"}]}, "algorithm": "token_bucket", "rate": "1/s"}]}`))
 	require.NoError(b, err)
-	l, err := New(cfg, Options{Store: NewMemStore(), Clock: newClock().Now})
+	l, err := New(cfg, Options{Store: casstore.NewMemory(), Clock: newClock().Now})
 	require.NoError(b, err)
 	req := get("/api/items")
 	b.ReportAllocs()
@@ -93,7 +100,7 @@ func BenchmarkCheck_NoMatch(b *testing.B) {
 func BenchmarkCheck_Denied(b *testing.B) {
 	cfg, err := Parse([]byte(`{"rules": [{"name": "r", "key": ["remote_address"], "algorithm": "fixed_window", "limit": 1, "window": "1h"}]}`))
 	require.NoError(b, err)
-	l, err := New(cfg, Options{Store: &sharedStore{m: map[string]*memEntry{}, next: 1}, Clock: newClock().Now})
+	l, err := New(cfg, Options{Store: &sharedStore{m: map[string]*benchEntry{}, next: 1}, Clock: newClock().Now})
 	require.NoError(b, err)
 	req := get("/")
 	l.Check(req)
@@ -111,7 +118,7 @@ func FuzzCheck(f *testing.F) {
 		cfg, err := Parse([]byte(benchConfig))
 		require.NoError(t, err)
 		clock := newClock()
-		l, err := New(cfg, Options{Store: NewMemStore(), Clock: clock.Now})
+		l, err := New(cfg, Options{Store: casstore.NewMemory(), Clock: clock.Now})
 		require.NoError(t, err)
 		req := &fakeReq{method: method, path: path, remote: remote, headers: map[string]string{"x-api-key": key, "x-plan": plan}}
 		for i := 0; i < 3; i++ {

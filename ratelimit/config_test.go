@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 func TestParse(t *testing.T) {
@@ -203,7 +205,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// Every accepted configuration must decide every request definitely.
-		l, err := New(cfg, Options{Store: NewMemStore(), Clock: newClock().Now})
+		l, err := New(cfg, Options{Store: casstore.NewMemory(), Clock: newClock().Now})
 		require.NoError(t, err)
 		d := l.Check(get("/a?b", "x", "1", "p", "a"))
 		require.Contains(t, []Verdict{Allow, Deny, Delay, Call}, d.Verdict)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 // fakeClock is a settable clock; tests move it explicitly.
@@ -60,7 +62,7 @@ func (r *recorder) get(rule int, m Metric) uint64 { return r.n[rule][m] }
 type fixture struct {
 	l     *Limiter
 	clock *fakeClock
-	store *MemStore
+	store *casstore.Memory
 	rec   *recorder
 }
 
@@ -68,7 +70,7 @@ func newFixture(t testing.TB, config string) *fixture {
 	t.Helper()
 	cfg, err := Parse([]byte(config))
 	require.NoError(t, err)
-	f := &fixture{clock: newClock(), store: NewMemStore(), rec: newRecorder()}
+	f := &fixture{clock: newClock(), store: casstore.NewMemory(), rec: newRecorder()}
 	f.l, err = New(cfg, Options{Store: f.store, Clock: f.clock.Now, Recorder: f.rec})
 	require.NoError(t, err)
 	return f

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 func TestCheck_Tiers(t *testing.T) {
@@ -194,9 +196,9 @@ func TestNew_Errors(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{name: "config", opts: Options{Store: NewMemStore(), Clock: clock}, want: "ratelimit: nil config"},
+		{name: "config", opts: Options{Store: casstore.NewMemory(), Clock: clock}, want: "ratelimit: nil config"},
 		{name: "store", cfg: cfg, opts: Options{Clock: clock}, want: "ratelimit: a store is required"},
-		{name: "clock", cfg: cfg, opts: Options{Store: NewMemStore()}, want: "ratelimit: a clock is required"},
+		{name: "clock", cfg: cfg, opts: Options{Store: casstore.NewMemory()}, want: "ratelimit: a clock is required"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,32 +206,6 @@ func TestNew_Errors(t *testing.T) {
 			require.EqualError(t, err, tc.want)
 		})
 	}
-}
-
-func TestMemStore_EnvoySemantics(t *testing.T) {
-	s := NewMemStore()
-	_, _, found, err := s.Get("k")
-	require.NoError(t, err)
-	require.False(t, found)
-	require.NoError(t, s.Set("k", []byte("a"), 12345), "a missing key is created whatever the cas")
-	v, cas, found, err := s.Get("k")
-	require.NoError(t, err)
-	require.True(t, found)
-	require.Equal(t, []byte("a"), v)
-	require.Equal(t, uint32(1), cas)
-	require.ErrorIs(t, s.Set("k", []byte("b"), cas+1), ErrCASMismatch)
-	require.NoError(t, s.Set("k", []byte("b"), cas))
-	require.ErrorIs(t, s.Set("k", []byte("c"), cas), ErrCASMismatch, "the token is spent")
-	require.NoError(t, s.Set("k", []byte("c"), 0), "cas 0 writes unconditionally")
-	v, cas, _, _ = s.Get("k")
-	require.Equal(t, []byte("c"), v)
-	require.Equal(t, uint32(3), cas)
-	v[0] = 'x'
-	v, _, _, _ = s.Get("k")
-	require.Equal(t, []byte("c"), v, "Get returns a copy")
-	s.next = 0xffffffff
-	require.NoError(t, s.Set("w", nil, 0))
-	require.Equal(t, uint32(1), s.next, "tokens skip 0 when they wrap")
 }
 
 // TestConcurrentWorkers runs several limiters (one per simulated worker VM,
@@ -248,7 +224,7 @@ func TestConcurrentWorkers(t *testing.T) {
 	const workers, perWorker = 8, 400
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			store := NewMemStore()
+			store := casstore.NewMemory()
 			clock := newClock()
 			config := `{"casRetries": 1000, "rules": [{"name": "r", "key": ["header:x-api-key"], ` + tc.rule + `}]}`
 			var admitted, retries atomic.Int64
@@ -281,10 +257,10 @@ func TestConcurrentWorkers(t *testing.T) {
 
 // yieldStore gives other goroutines a chance to run between a read and the
 // write that follows it, to make lost CAS races common.
-type yieldStore struct{ *MemStore }
+type yieldStore struct{ *casstore.Memory }
 
 func (y yieldStore) Get(key string) ([]byte, uint32, bool, error) {
-	v, cas, found, err := y.MemStore.Get(key)
+	v, cas, found, err := y.Memory.Get(key)
 	runtime.Gosched()
 	return v, cas, found, err
 }
@@ -292,7 +268,7 @@ func (y yieldStore) Get(key string) ([]byte, uint32, bool, error) {
 // hookStore runs a function (once) between a Get and the following Set,
 // standing in for another worker writing at the worst moment.
 type hookStore struct {
-	*MemStore
+	*casstore.Memory
 	beforeSet func()
 }
 
@@ -301,7 +277,7 @@ func (h *hookStore) Set(key string, value []byte, cas uint32) error {
 		h.beforeSet = nil
 		f()
 	}
-	return h.MemStore.Set(key, value, cas)
+	return h.Memory.Set(key, value, cas)
 }
 
 func TestCreationRace(t *testing.T) {
@@ -309,7 +285,7 @@ func TestCreationRace(t *testing.T) {
 	// counts a request; the first's create must then fail and retry rather
 	// than overwrite that count.
 	const config = `{"rules": [{"name": "r", "algorithm": "fixed_window", "limit": 1, "window": "1m"}]}`
-	mem := NewMemStore()
+	mem := casstore.NewMemory()
 	clock := newClock()
 	cfgA, err := Parse([]byte(config))
 	require.NoError(t, err)
@@ -317,7 +293,7 @@ func TestCreationRace(t *testing.T) {
 	require.NoError(t, err)
 	b, err := New(cfgB, Options{Store: mem, Clock: clock.Now})
 	require.NoError(t, err)
-	hook := &hookStore{MemStore: mem}
+	hook := &hookStore{Memory: mem}
 	recA := newRecorder()
 	a, err := New(cfgA, Options{Store: hook, Clock: clock.Now, Recorder: recA})
 	require.NoError(t, err)
@@ -395,7 +371,7 @@ func TestConfigChangeResetsBuckets(t *testing.T) {
 
 // failStore fails every Get or every bucket Set.
 type failStore struct {
-	*MemStore
+	*casstore.Memory
 	getErr, setErr error
 }
 
@@ -403,14 +379,14 @@ func (s *failStore) Get(key string) ([]byte, uint32, bool, error) {
 	if s.getErr != nil {
 		return nil, 0, false, s.getErr
 	}
-	return s.MemStore.Get(key)
+	return s.Memory.Get(key)
 }
 
 func (s *failStore) Set(key string, value []byte, cas uint32) error {
 	if s.setErr != nil && key != defaultPrefix+"/cas" {
 		return s.setErr
 	}
-	return s.MemStore.Set(key, value, cas)
+	return s.Memory.Set(key, value, cas)
 }
 
 func TestStoreFailures(t *testing.T) {
@@ -432,7 +408,7 @@ func TestStoreFailures(t *testing.T) {
 			cfg, err := Parse([]byte(`{"casRetries": 3, "onStoreError": "` + tc.onError + `", "rules": [{"name": "r", "algorithm": "fixed_window", "limit": 5, "window": "1m"}]}`))
 			require.NoError(t, err)
 			rec := newRecorder()
-			l, err := New(cfg, Options{Store: &failStore{MemStore: NewMemStore(), getErr: tc.getErr, setErr: tc.setErr}, Clock: newClock().Now, Recorder: rec})
+			l, err := New(cfg, Options{Store: &failStore{Memory: casstore.NewMemory(), getErr: tc.getErr, setErr: tc.setErr}, Clock: newClock().Now, Recorder: rec})
 			require.NoError(t, err)
 			d := l.Check(get("/"))
 			require.Equal(t, tc.want, d.Verdict)

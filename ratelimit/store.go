@@ -2,82 +2,16 @@ package ratelimit
 
 import (
 	"encoding/binary"
-	"errors"
-	"sync"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
-// Store is the compare-and-swap key/value store shared by all workers: Envoy
-// shared data (proxy_get_shared_data / proxy_set_shared_data) in the filter,
-// [MemStore] in tests. It has no delete and no TTL.
-type Store interface {
-	// Get returns the value and its CAS token; found is false (and err nil)
-	// for a key never written.
-	Get(key string) (value []byte, cas uint32, found bool, err error)
-	// Set writes value if the key's current CAS token is cas, or
-	// unconditionally when cas is 0, and returns [ErrCASMismatch] otherwise.
-	// Like Envoy, a key that does not exist yet is created whatever cas is.
-	Set(key string, value []byte, cas uint32) error
-}
+// Store is where counters live: Envoy shared data in the filter,
+// casstore.Memory in tests.
+type Store = casstore.Store
 
-// ErrCASMismatch is returned by [Store.Set] when the key was written since the
-// CAS token was read. Store implementations must return it (or wrap it).
-var ErrCASMismatch = errors.New("cas mismatch")
-
-// MemStore is an in-memory [Store] with Envoy's semantics, safe for use by
-// many goroutines standing in for workers: CAS tokens come from one
-// process-wide counter starting at 1 that skips 0, a missing key is created by
-// any Set, and an existing key refuses a non-zero stale token.
-type MemStore struct {
-	mu   sync.Mutex
-	next uint32
-	m    map[string]memEntry
-}
-
-type memEntry struct {
-	value []byte
-	cas   uint32
-}
-
-// NewMemStore returns an empty store.
-func NewMemStore() *MemStore {
-	return &MemStore{next: 1, m: map[string]memEntry{}}
-}
-
-// Get returns a copy of the value, as the proxy-wasm host does.
-func (s *MemStore) Get(key string) ([]byte, uint32, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[key]
-	if !ok {
-		return nil, 0, false, nil
-	}
-	return append([]byte(nil), e.value...), e.cas, true, nil
-}
-
-// Set implements [Store.Set].
-func (s *MemStore) Set(key string, value []byte, cas uint32) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[key]
-	if ok && cas != 0 && cas != e.cas {
-		return ErrCASMismatch
-	}
-	e.value = append(e.value[:0], value...)
-	e.cas = s.next
-	s.next++
-	if s.next == 0 {
-		s.next = 1
-	}
-	s.m[key] = e
-	return nil
-}
-
-// Len is the number of keys ever written.
-func (s *MemStore) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
+// ErrCASMismatch is what Store.Set returns when another worker wrote first.
+var ErrCASMismatch = casstore.ErrCASMismatch
 
 // Bucket values: a header, then up to entriesPerBucket entries. One shared
 // data value holds several keys so that a single CAS covers every slot a key

@@ -133,7 +133,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 
 	p.engine = core.New(cfg, core.Options{
 		Clock:  time.Now, // the VM's WASI clock: Envoy's wall clock
-		Shared: sharedData{hostview.SharedData{Mismatch: core.ErrCASMismatch}},
+		Shared: hostview.SharedData{},
 	})
 	p.providers = cfg.JWTProviders()
 	if len(p.providers) > 0 {
@@ -255,18 +255,4 @@ func writeInt(b *strings.Builder, n int) {
 		}
 	}
 	b.Write(buf[i:])
-}
-
-// sharedData adapts hostview.SharedData to the core's SharedData, whose Get
-// has no error: a host error reads as a missing key, which the engine treats
-// as "nothing shared yet" (fetch keys, ask the external service).
-type sharedData struct{ hostview.SharedData }
-
-func (s sharedData) Get(key string) ([]byte, uint32, bool) {
-	v, cas, ok, err := s.SharedData.Get(key)
-	if err != nil {
-		proxywasm.LogWarnf("authz: shared data %s: %v", key, err)
-		return nil, 0, false
-	}
-	return v, cas, ok
 }

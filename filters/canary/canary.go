@@ -81,7 +81,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	p.router = router
-	p.store = hostview.SharedData{Mismatch: core.ErrCASMismatch}
+	p.store = hostview.SharedData{}
 	p.m = defineMetrics(router)
 	proxywasm.LogInfof("canary: started: versions %v, default %s, route header %s",
 		router.Versions(), router.Versions()[router.Default()], router.RouteHeader())

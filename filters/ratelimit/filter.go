@@ -68,7 +68,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		}
 	}
 	p.limiter, err = core.New(cfg, core.Options{
-		Store:    hostview.SharedData{Mismatch: core.ErrCASMismatch},
+		Store:    hostview.SharedData{},
 		Clock:    time.Now, // the VM's WASI clock: Envoy's wall clock
 		Recorder: recorder{counters: p.counters, perRule: len(metrics)},
 	})

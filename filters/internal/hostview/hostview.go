@@ -10,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 // Request is a lazy view of the stream's request: each value is fetched from
@@ -80,13 +82,8 @@ func (r *Request) Property(path string) (string, bool) {
 	return string(v), true
 }
 
-// SharedData is Envoy's shared data as the CAS store the cores define. Each
-// core names its own CAS-mismatch sentinel, so the adapter is told which to
-// return.
-type SharedData struct {
-	// Mismatch is returned by Set when another worker wrote first.
-	Mismatch error
-}
+// SharedData is Envoy's shared data as the cores' casstore.Store.
+type SharedData struct{}
 
 // Get returns a value, its CAS, and whether the key exists.
 func (s SharedData) Get(key string) ([]byte, uint32, bool, error) {
@@ -105,7 +102,7 @@ func (s SharedData) Get(key string) ([]byte, uint32, bool, error) {
 func (s SharedData) Set(key string, value []byte, cas uint32) error {
 	err := proxywasm.SetSharedData(key, value, cas)
 	if errors.Is(err, types.ErrorStatusCasMismatch) {
-		return s.Mismatch
+		return casstore.ErrCASMismatch
 	}
 	return err
 }

@@ -1,12 +1,13 @@
 package hostview
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshwasm/meshwasm/internal/casstore"
 )
 
 type probe struct {
@@ -64,12 +65,10 @@ func TestRequest(t *testing.T) {
 	}, p.got)
 }
 
-var errMismatch = errors.New("cas mismatch")
-
 func TestSharedData(t *testing.T) {
 	_, reset := proxytest.NewHostEmulator(proxytest.NewEmulatorOption())
 	defer reset()
-	s := SharedData{Mismatch: errMismatch}
+	var s SharedData
 
 	_, _, found, err := s.Get("k")
 	require.NoError(t, err)
@@ -82,5 +81,5 @@ func TestSharedData(t *testing.T) {
 	require.Equal(t, "v1", string(v))
 
 	require.NoError(t, s.Set("k", []byte("v2"), cas))
-	require.ErrorIs(t, s.Set("k", []byte("v3"), cas), errMismatch, "stale CAS must be refused")
+	require.ErrorIs(t, s.Set("k", []byte("v3"), cas), casstore.ErrCASMismatch, "stale CAS must be refused")
 }
