@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,8 +16,10 @@ import (
 )
 
 // These tests run without Docker and without the e2e tag: they keep the docker compose
-// topology, its Envoy bootstrap and envoy/base/envoy.yaml equivalent to what the native
-// harness runs, so the variant nobody can run in CI does not rot.
+// topology and its Envoy bootstrap equivalent to what the native tests run (the chain of
+// envoy/chain/envoy-suite.yaml, e2e/chain_test.go), envoy/base/envoy.yaml equivalent to
+// the harness's rendering, and the two chain bootstraps equivalent to each other, so
+// the variant nobody can run in CI does not rot.
 
 // composeFile is the subset of the compose specification the checks read.
 type composeFile struct {
@@ -36,18 +39,8 @@ type composeFile struct {
 const (
 	composeEnvoyConfig = "/etc/envoy/envoy.yaml"
 	composeBuildDir    = "/build"
+	composeCertDir     = "/etc/envoy/certs"
 )
-
-// composeBootstrap is the harness bootstrap with the compose addresses.
-var composeBootstrap = harness.Bootstrap{
-	NodeID:       "meshwasm",
-	AdminAddr:    "0.0.0.0:9901",
-	ListenerAddr: "0.0.0.0:10000",
-	V1Addr:       "echo-v1:8080",
-	V2Addr:       "echo-v2:8080",
-	Clusters:     []harness.Cluster{{Name: "ratelimit", Addr: "ratelimit:8080"}},
-	Filters:      []harness.WasmFilter{conformanceFilter(composeBuildDir + "/conformance.wasm")},
-}
 
 // baseBootstrap is the harness bootstrap with the addresses envoy/base/envoy.yaml
 // documents.
@@ -127,6 +120,7 @@ func TestCompose_Envoy(t *testing.T) {
 	}
 	require.Equal(t, "./compose/envoy.yaml", mounts[composeEnvoyConfig])
 	require.Equal(t, "../build", mounts[composeBuildDir])
+	require.Equal(t, "./.run/certs", mounts[composeCertDir], "written by `make demo DEMO=compose`")
 }
 
 func TestCompose_PinnedImages(t *testing.T) {
@@ -161,11 +155,41 @@ func TestCompose_RatelimitConfig(t *testing.T) {
 	require.NoError(t, err)
 	var cfg struct {
 		Domain      string `yaml:"domain"`
-		Descriptors []any  `yaml:"descriptors"`
+		Descriptors []struct {
+			Key string `yaml:"key"`
+		} `yaml:"descriptors"`
 	}
 	require.NoError(t, yaml.Unmarshal(raw, &cfg))
 	require.Equal(t, "meshwasm", cfg.Domain)
 	require.NotEmpty(t, cfg.Descriptors)
+
+	// The chain's global rule asks exactly this domain for a remote_address
+	// descriptor: the service must know both, or every answer is "no limit".
+	for _, p := range wasmPlugins(t, "compose/envoy.yaml") {
+		if p.RootID != "ratelimit" {
+			continue
+		}
+		var rl struct {
+			Global struct {
+				Domain string `json:"domain"`
+			} `json:"global"`
+			Rules []struct {
+				Mode string   `json:"mode"`
+				Key  []string `json:"key"`
+			} `json:"rules"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(p.Config), &rl))
+		require.Equal(t, cfg.Domain, rl.Global.Domain)
+		var global []string
+		for _, r := range rl.Rules {
+			if r.Mode == "global" {
+				global = append(global, r.Key...)
+			}
+		}
+		require.Equal(t, []string{cfg.Descriptors[0].Key}, global)
+		return
+	}
+	t.Fatal("compose/envoy.yaml has no ratelimit plugin")
 }
 
 // TestBootstraps_MatchHarness compares the hand-written bootstraps with the harness's
@@ -176,7 +200,6 @@ func TestBootstraps_MatchHarness(t *testing.T) {
 		file string
 		boot harness.Bootstrap
 	}{
-		{name: "compose", file: "compose/envoy.yaml", boot: composeBootstrap},
 		{name: "base", file: "../envoy/base/envoy.yaml", boot: baseBootstrap},
 	}
 	for _, tc := range tests {
@@ -191,4 +214,138 @@ func TestBootstraps_MatchHarness(t *testing.T) {
 			require.Equal(t, want, got, "%s drifted from harness.Bootstrap.Render", tc.file)
 		})
 	}
+}
+
+// wasmPlugin is one envoy.filters.http.wasm entry of a bootstrap.
+type wasmPlugin struct {
+	Name, RootID, VMID, Module, FailurePolicy, Config string
+}
+
+// wasmPlugins lists a bootstrap's wasm HTTP filters in chain order.
+func wasmPlugins(t *testing.T, file string) []wasmPlugin {
+	t.Helper()
+	var doc any
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(raw, &doc))
+	str := func(m map[string]any, path ...string) string {
+		var v any = m
+		for _, k := range path {
+			mm, ok := v.(map[string]any)
+			require.True(t, ok, "%s: %v is not a map", file, path)
+			v = mm[k]
+		}
+		s, _ := v.(string)
+		return s
+	}
+	var out []wasmPlugin
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["@type"] == "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm" {
+				out = append(out, wasmPlugin{
+					Name:          str(x, "config", "name"),
+					RootID:        str(x, "config", "root_id"),
+					VMID:          str(x, "config", "vm_config", "vm_id"),
+					Module:        str(x, "config", "vm_config", "code", "local", "filename"),
+					FailurePolicy: str(x, "config", "failure_policy"),
+					Config:        str(x, "config", "configuration", "value"),
+				})
+				return
+			}
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				walk(x[k])
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	return out
+}
+
+// chainOrder is the order of envoy/chain (RATIONALE.md, "The chain order").
+var chainOrder = []string{"tracing", "authz", "ratelimit", "canary"}
+
+// TestChain_SuiteMatchesFourModules: envoy/chain/envoy-suite.yaml is envoy.yaml with
+// every module replaced by build/suite.wasm; nothing else differs.
+func TestChain_SuiteMatchesFourModules(t *testing.T) {
+	four := wasmPlugins(t, "../envoy/chain/envoy.yaml")
+	suite := wasmPlugins(t, "../envoy/chain/envoy-suite.yaml")
+	require.Len(t, four, len(chainOrder))
+	require.Len(t, suite, len(chainOrder))
+	for i, id := range chainOrder {
+		require.Equal(t, id, four[i].RootID)
+		require.Equal(t, id, four[i].Name)
+		require.Equal(t, "build/"+id+".wasm", four[i].Module)
+		require.Equal(t, "meshwasm", four[i].VMID)
+		require.NotEmpty(t, four[i].FailurePolicy, "failure_policy is always explicit")
+
+		want := four[i]
+		want.Module = "build/suite.wasm"
+		require.Equal(t, want, suite[i])
+	}
+
+	// Everything outside the plugins is identical too.
+	load := func(file string, replace ...string) any {
+		raw, err := os.ReadFile(file)
+		require.NoError(t, err)
+		text := strings.NewReplacer(replace...).Replace(string(raw))
+		var doc any
+		require.NoError(t, yaml.Unmarshal([]byte(text), &doc))
+		return doc
+	}
+	var modules []string
+	for _, id := range chainOrder {
+		modules = append(modules, `"build/`+id+`.wasm"`, `"build/suite.wasm"`)
+	}
+	want := load("../envoy/chain/envoy.yaml", modules...)
+	require.Equal(t, want, load("../envoy/chain/envoy-suite.yaml"))
+}
+
+// TestCompose_EnvoyRunsChainSuite: the compose Envoy runs envoy/chain/envoy-suite.yaml
+// with compose addresses: same modules, root ids, vm ids, failure policies and plugin
+// configurations in the same order, and the same listener, routes and TLS.
+func TestCompose_EnvoyRunsChainSuite(t *testing.T) {
+	chain := wasmPlugins(t, "../envoy/chain/envoy-suite.yaml")
+	compose := wasmPlugins(t, "compose/envoy.yaml")
+	require.Len(t, compose, len(chain))
+	for i := range chain {
+		want := chain[i]
+		want.Module = composeBuildDir + "/" + filepath.Base(want.Module)
+		require.Equal(t, want, compose[i])
+	}
+
+	// The whole bootstrap, once addresses and paths are mapped: loopback ports become
+	// compose services, static clusters become DNS ones.
+	load := func(file string, replace ...string) map[string]any {
+		raw, err := os.ReadFile(file)
+		require.NoError(t, err)
+		var doc map[string]any
+		require.NoError(t, yaml.Unmarshal([]byte(strings.NewReplacer(replace...).Replace(string(raw))), &doc))
+		clusters := doc["static_resources"].(map[string]any)["clusters"].([]any)
+		for _, c := range clusters {
+			delete(c.(map[string]any), "type")
+			delete(c.(map[string]any), "dns_lookup_family")
+		}
+		return doc
+	}
+	want := load("../envoy/chain/envoy-suite.yaml",
+		harness.SocketAddress("127.0.0.1:9901"), harness.SocketAddress("0.0.0.0:9901"),
+		harness.SocketAddress("127.0.0.1:10000"), harness.SocketAddress("0.0.0.0:10000"),
+		harness.SocketAddress("127.0.0.1:8081"), harness.SocketAddress("echo-v1:8080"),
+		harness.SocketAddress("127.0.0.1:8082"), harness.SocketAddress("echo-v2:8080"),
+		harness.SocketAddress("127.0.0.1:8080"), harness.SocketAddress("ratelimit:8080"),
+		`"build/suite.wasm"`, `"`+composeBuildDir+`/suite.wasm"`,
+		`"e2e/.run/certs/`, `"`+composeCertDir+`/`,
+	)
+	require.Equal(t, want, load("compose/envoy.yaml"), "compose/envoy.yaml drifted from envoy/chain/envoy-suite.yaml")
 }

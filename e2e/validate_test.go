@@ -16,11 +16,19 @@ import (
 
 // TestBootstraps_EnvoyValidates runs the real Envoy in --mode validate on the
 // hand-written bootstraps, so a field Envoy 1.40 rejects never reaches users. Validation
-// loads the wasm module, so build/conformance.wasm must exist.
+// loads the wasm modules (build/conformance.wasm, build/suite.wasm) and the compose
+// certificates, made here.
 func TestBootstraps_EnvoyValidates(t *testing.T) {
 	envoy := harness.EnvoyBinary(t)
 	module := harness.WasmModule(t, "conformance.wasm")
+	suite := harness.WasmModule(t, "suite.wasm")
 	root := harness.RepoRoot(t)
+	certs := t.TempDir()
+	pki := harness.NewPKI(t)
+	cert, key := pki.ServerCert(t)
+	for name, pem := range map[string][]byte{"server.pem": cert, "server-key.pem": key, "ca.pem": pki.CAPEM()} {
+		require.NoError(t, os.WriteFile(filepath.Join(certs, name), pem, 0o600))
+	}
 
 	tests := []struct {
 		name string
@@ -29,7 +37,8 @@ func TestBootstraps_EnvoyValidates(t *testing.T) {
 		replace map[string]string
 	}{
 		{name: "base", file: "envoy/base/envoy.yaml", replace: map[string]string{`"build/conformance.wasm"`: `"` + module + `"`}},
-		{name: "compose", file: "e2e/compose/envoy.yaml", replace: map[string]string{`"/build/conformance.wasm"`: `"` + module + `"`}},
+		{name: "compose", file: "e2e/compose/envoy.yaml", replace: map[string]string{
+			`"/build/suite.wasm"`: `"` + suite + `"`, `"/etc/envoy/certs/`: `"` + certs + `/`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

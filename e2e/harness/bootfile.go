@@ -17,8 +17,15 @@ type FileOptions struct {
 	File string
 	// Replace maps strings of the file to their replacement, given the running echo
 	// services ("echo-v1", "echo-v2" → host:port): fixed ports become the services'
-	// ports or 0, wasm paths become absolute. Every key must occur in the file.
+	// ports or 0, wasm paths become absolute. Every key must occur in the file. With
+	// TLS the map also holds the PEM files the harness wrote: "server.pem",
+	// "server-key.pem" and "ca.pem" → absolute paths.
 	Replace func(services map[string]string) map[string]string
+	// TLS says what the file's listener speaks. Any mode but Plaintext makes a
+	// throwaway CA and a server certificate (see Replace) and gives the topology an
+	// https URL, ClientAs and PKI, as with Options.TLS; whether a client certificate
+	// is required is up to the file.
+	TLS TLSMode
 	// Workers, LogLevel, ComponentLogLevel and StartTimeout are as in Options.
 	Workers                     int
 	LogLevel, ComponentLogLevel string
@@ -44,8 +51,16 @@ func StartFile(t testing.TB, o FileOptions) *Topology {
 	}
 	envoyBin := EnvoyBinary(t)
 	echoBin := serviceBinary(t, "echo")
-	topo := &Topology{t: t, dir: t.TempDir(), services: map[string]string{}}
+	topo := &Topology{t: t, dir: t.TempDir(), tls: o.TLS, services: map[string]string{}}
 	deadline := time.Now().Add(o.StartTimeout)
+	files := map[string]string{}
+	if o.TLS != Plaintext {
+		topo.pki = NewPKI(t)
+		cert, key := topo.pki.ServerCert(t)
+		files["server.pem"] = topo.writeFile("server.pem", cert)
+		files["server-key.pem"] = topo.writeFile("server-key.pem", key)
+		files["ca.pem"] = topo.writeFile("ca.pem", topo.pki.CAPEM())
+	}
 
 	var procs []*process
 	t.Cleanup(func() {
@@ -76,6 +91,9 @@ func StartFile(t testing.TB, o FileOptions) *Topology {
 	if o.Replace != nil {
 		services := map[string]string{}
 		for k, v := range topo.services {
+			services[k] = v
+		}
+		for k, v := range files {
 			services[k] = v
 		}
 		for old, repl := range o.Replace(services) {

@@ -264,8 +264,14 @@ func serviceBinary(t testing.TB, name string) string {
 //	func TestMain(m *testing.M) { harness.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
+	RemoveBinaries()
+	os.Exit(code)
+}
+
+// RemoveBinaries deletes the service binaries the harness built. Main calls it;
+// programs that use the harness outside `go test` (e2e/cmd/demo) call it on exit.
+func RemoveBinaries() {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
-	os.Exit(code)
 }
