@@ -54,7 +54,7 @@ func BenchmarkModule_AllowedRequest(b *testing.B) {
 			require.True(b, p.Started(), "%v", p.VM().Logs())
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
+			request := func() {
 				s := p.NewStream()
 				if s.SendRequestHeaders(headers, true) != types.ActionContinue {
 					b.Fatal("request not allowed")
@@ -62,11 +62,15 @@ func BenchmarkModule_AllowedRequest(b *testing.B) {
 				s.SendResponseHeaders(resp, true)
 				s.Finish()
 			}
+			for i := 0; i < b.N; i++ {
+				request()
+			}
 			b.StopTimer()
 			if bc.module == module {
 				allowed, _ := h.Metric(authz.PolicyMetric("payment-service-policy", core.OutcomeAllowed))
 				require.Equal(b, uint64(b.N), allowed)
 			}
+			wasmhost.ReportCrossings(b, p.VM(), request)
 		})
 	}
 }

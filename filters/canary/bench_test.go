@@ -41,12 +41,16 @@ func BenchmarkModule_Request(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			for range b.N {
+			request := func() {
 				s := p.NewStream()
 				s.SendRequestHeaders(req, true)
 				s.SendResponseHeaders(resp, true)
 				s.Finish()
 			}
+			for range b.N {
+				request()
+			}
+			wasmhost.ReportCrossings(b, p.VM(), request)
 		})
 	}
 }

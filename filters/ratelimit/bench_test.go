@@ -37,7 +37,7 @@ func BenchmarkModule_AllowedRequest(b *testing.B) {
 			require.True(b, p.Started())
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
+			request := func() {
 				s := p.NewStream()
 				if s.SendRequestHeaders(req, true) != types.ActionContinue {
 					b.Fatal("request not admitted")
@@ -45,6 +45,10 @@ func BenchmarkModule_AllowedRequest(b *testing.B) {
 				s.SendResponseHeaders(resp, true)
 				s.Finish()
 			}
+			for i := 0; i < b.N; i++ {
+				request()
+			}
+			wasmhost.ReportCrossings(b, p.VM(), request)
 		})
 	}
 }

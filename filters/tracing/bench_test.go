@@ -42,7 +42,7 @@ func BenchmarkModule_Request(b *testing.B) {
 			require.True(b, p.Started(), "%v", p.VM().Logs())
 			b.ReportAllocs()
 			b.ResetTimer()
-			for range b.N {
+			request := func() {
 				s := p.NewStream()
 				if s.SendRequestHeaders(req, true) != types.ActionContinue {
 					b.Fatal("request paused")
@@ -50,6 +50,10 @@ func BenchmarkModule_Request(b *testing.B) {
 				s.SendResponseHeaders(resp, true)
 				s.Finish()
 			}
+			for range b.N {
+				request()
+			}
+			wasmhost.ReportCrossings(b, p.VM(), request)
 		})
 	}
 }

@@ -27,7 +27,6 @@ const (
 
 // NewConnection creates a context and runs proxy_on_new_connection.
 func (p *Plugin) NewConnection() (*Connection, types.Action) {
-	p.vm.host.t.Helper()
 	c := &Connection{plugin: p}
 	c.ctx = &contextState{id: p.vm.newContextID(), plugin: p, conn: c}
 	p.vm.contexts[c.ctx.id] = c.ctx
@@ -38,7 +37,6 @@ func (p *Plugin) NewConnection() (*Connection, types.Action) {
 
 func (c *Connection) callback(name string, args ...uint64) types.Action {
 	vm := c.plugin.vm
-	vm.host.t.Helper()
 	defer vm.enter(c.ctx)()
 	return types.Action(vm.call(name, append([]uint64{uint64(c.ctx.id)}, args...)...))
 }

@@ -32,9 +32,14 @@ func instantiateEnv(ctx context.Context, r wazero.Runtime) error {
 	b := r.NewHostModuleBuilder("env")
 	for _, f := range hostFuncs() {
 		f := f
+		statName := "env." + f.name
 		b.NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
 				vm := ctx.Value(vmKey{}).(*VM)
+				if s := vm.stats; s != nil {
+					s.enter()
+					defer s.exit(statName)
+				}
 				// An i32 arrives in a 64-bit slot whose upper half is not
 				// guaranteed to be zero.
 				for i, t := range f.params {
@@ -198,7 +203,9 @@ func hostFuncs() []hostFunc {
 			if !has(*m, key) {
 				return statusNotFound
 			}
-			return vm.returnBytes(mem, []byte(get(*m, key)), s[3], s[4])
+			// Envoy 1.40 answers the first value of a repeated header here
+			// (proxy_get_header_map_pairs has them all).
+			return vm.returnBytes(mem, []byte(first(*m, key)), s[3], s[4])
 		}},
 		{"proxy_add_header_map_value", i32s(5), func(vm *VM, mem api.Memory, s []uint64) uint32 {
 			m := vm.headerMap(uint32(s[0]))

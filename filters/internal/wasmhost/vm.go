@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"path/filepath"
+	goruntime "runtime"
 	"strings"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
@@ -24,6 +26,9 @@ type VMOptions struct {
 	// RealRandom feeds WASI random_get from crypto/rand instead of wazero's
 	// deterministic source.
 	RealRandom bool
+	// Env is the module's environment, as Envoy's
+	// vm_config.environment_variables sets it (e.g. GOGC, GODEBUG).
+	Env map[string]string
 }
 
 // PluginOptions configure one plugin (root context) in a VM.
@@ -64,6 +69,8 @@ type VM struct {
 	activeCallout *Callout
 	logs          []LogEntry
 	dones         int
+	stats         *callStats // nil unless RecordCalls
+	stopped       *callStats
 }
 
 type contextState struct {
@@ -116,6 +123,9 @@ func (h *Host) NewVM(opts VMOptions) *VM {
 	if random != nil {
 		cfg = cfg.WithRandSource(random)
 	}
+	for k, v := range opts.Env {
+		cfg = cfg.WithEnv(k, v)
+	}
 	mod, err := r.InstantiateModule(vm.ctx, h.compiled, cfg)
 	if err != nil {
 		h.t.Fatalf("wasmhost: instantiate: %v", err)
@@ -162,23 +172,30 @@ func (vm *VM) Stderr() string { return vm.stderr.String() }
 
 // call invokes an export and fails the test if the module traps: a trap is
 // exactly what Envoy punishes by failing every later request on the worker.
+//
+// The per-request paths do not call t.Helper: it walks the stack, and through
+// wazero's frames that cost more than a whole no-op request, which would drown
+// the module's own cost in benchmarks. Failures name the caller instead.
 func (vm *VM) call(name string, args ...uint64) uint64 {
-	vm.host.t.Helper()
 	if vm.trapped != nil {
-		vm.host.t.Fatalf("wasmhost: VM already trapped: %v", vm.trapped)
+		vm.fatalf("wasmhost: VM already trapped: %v", vm.trapped)
 	}
 	fn, ok := vm.funcs[name]
 	if !ok {
 		fn = vm.mod.ExportedFunction(name)
 		if fn == nil {
-			vm.host.t.Fatalf("wasmhost: module does not export %s", name)
+			vm.fatalf("wasmhost: module does not export %s", name)
 		}
 		vm.funcs[name] = fn
+	}
+	if s := vm.stats; s != nil {
+		s.enter()
+		defer s.exit(name)
 	}
 	res, err := fn.Call(vm.ctx, args...)
 	if err != nil {
 		vm.trapped = err
-		vm.host.t.Fatalf("wasmhost: %s trapped: %v\nstderr:\n%s", name, err, vm.stderr.String())
+		vm.fatalf("wasmhost: %s trapped: %v\nstderr:\n%s", name, err, vm.stderr.String())
 	}
 	if len(res) == 0 {
 		return 0
@@ -327,9 +344,8 @@ func (c *Callout) Fail() { c.deliver(nil, nil, nil) }
 
 func (c *Callout) deliver(headers [][2]string, body []byte, trailers [][2]string) {
 	vm := c.plugin.vm
-	vm.host.t.Helper()
 	if c.done {
-		vm.host.t.Fatalf("wasmhost: callout %d answered twice", c.ID)
+		vm.fatalf("wasmhost: callout %d answered twice", c.ID)
 	}
 	c.done = true
 	c.respHeaders, c.respBody, c.respTrailers = headers, body, trailers
@@ -375,7 +391,6 @@ type Stream struct {
 
 // NewStream creates an HTTP context (proxy_on_context_create).
 func (p *Plugin) NewStream() *Stream {
-	p.vm.host.t.Helper()
 	s := &Stream{plugin: p, Properties: map[string][]byte{}, SetProperties: map[string][]byte{}}
 	s.ctx = &contextState{id: p.vm.newContextID(), plugin: p, stream: s}
 	p.vm.contexts[s.ctx.id] = s.ctx
@@ -390,7 +405,6 @@ func (s *Stream) ContextID() uint32 { return s.ctx.id }
 
 func (s *Stream) callback(name string, args ...uint64) types.Action {
 	vm := s.plugin.vm
-	vm.host.t.Helper()
 	defer vm.enter(s.ctx)()
 	return types.Action(vm.call(name, append([]uint64{uint64(s.ctx.id)}, args...)...))
 }
@@ -444,7 +458,6 @@ func (s *Stream) SendResponseTrailers(trailers [][2]string) types.Action {
 // proxy_on_delete.
 func (s *Stream) Finish() {
 	vm := s.plugin.vm
-	vm.host.t.Helper()
 	if s.finished {
 		return
 	}
@@ -487,6 +500,18 @@ func get(hs [][2]string, name string) string {
 	return strings.Join(vals, ",")
 }
 
+// first is the first value of a header, as Envoy's
+// proxy_get_header_map_value answers it.
+func first(hs [][2]string, name string) string {
+	name = strings.ToLower(name)
+	for _, h := range hs {
+		if h[0] == name {
+			return h[1]
+		}
+	}
+	return ""
+}
+
 func has(hs [][2]string, name string) bool {
 	name = strings.ToLower(name)
 	for _, h := range hs {
@@ -495,4 +520,26 @@ func has(hs [][2]string, name string) bool {
 		}
 	}
 	return false
+}
+
+// fatalf fails the test, naming the first caller outside this package (the
+// per-request paths skip t.Helper, see call).
+func (vm *VM) fatalf(format string, args ...any) {
+	vm.host.t.Helper()
+	vm.host.t.Fatalf("%s"+format, append([]any{callerOutside()}, args...)...)
+}
+
+func callerOutside() string {
+	var pcs [64]uintptr
+	frames := goruntime.CallersFrames(pcs[:goruntime.Callers(3, pcs[:])])
+	for {
+		f, more := frames.Next()
+		if f.File != "" && !strings.Contains(f.Function, "/wasmhost.") &&
+			!strings.HasPrefix(f.Function, "runtime.") && !strings.HasPrefix(f.Function, "testing.") && !strings.Contains(f.Function, "/wazero") {
+			return fmt.Sprintf("%s:%d: ", filepath.Base(f.File), f.Line)
+		}
+		if !more {
+			return ""
+		}
+	}
 }

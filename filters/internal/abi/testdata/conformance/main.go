@@ -4,7 +4,7 @@
 //
 //	x-conformance-op: local | panic | pause | callout | shared-inc | property |
 //	                  queue | foreign | headers | body-upper | resp-body-append |
-//	                  trailers | alloc
+//	                  trailers | alloc | trap
 //	x-conformance-local: 1   answers 418 (kept for the Envoy smoke test)
 //
 // Root id "conformance-tcp" selects a network filter instead, driven by the
@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -155,6 +156,13 @@ func (s *stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) types.Ac
 		return types.ActionPause
 	case "panic":
 		panic("conformance: panic on demand")
+	case "trap":
+		// A panic on another goroutine cannot be recovered by the registry or
+		// the bridge: the Go runtime dies and the VM traps, as it would on a
+		// fatal error (stack exhaustion, out of memory). Envoy's
+		// failure_policy then decides.
+		go func() { panic("conformance: unrecoverable panic on demand") }()
+		runtime.Gosched()
 	case "pause":
 		p.paused = append(p.paused, s.id)
 		return types.ActionPause
