@@ -178,7 +178,10 @@ func (e *Engine) Check(r *Request, d *Decision) {
 		return
 	}
 	var rc reqCtx
-	rc.init(r, path, e.cfg.trustedHops)
+	if reason := rc.init(r, path, e.cfg.trustedHops); reason != "" {
+		d.local(BadRequest, 400, "Bad Request", reason)
+		return
+	}
 	if len(e.cfg.jwt.providers) > 0 && !e.authenticate(r, &rc, d) {
 		return
 	}

@@ -371,6 +371,15 @@ func (e *Engine) verify(tok string, loc tokenLocation, now time.Time) (*tokenInf
 		return nil, JWTNoKeys, p.index
 	}
 	hdr := jws.Signatures[0].Header
+	if _, ok := hdr.ExtraHeaders["crit"]; ok {
+		// RFC 7515 4.1.11: extensions we do not implement must fail the
+		// token; "b64" (RFC 7797) is one go-jose implements but a JWT
+		// payload is always encoded (RFC 7797 7), so none is accepted.
+		return nil, JWTMalformed, p.index
+	}
+	if _, ok := hdr.ExtraHeaders["b64"]; ok {
+		return nil, JWTMalformed, p.index
+	}
 	alg := jose.SignatureAlgorithm(hdr.Algorithm)
 	var payload []byte
 	found, usable := false, false

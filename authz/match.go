@@ -90,13 +90,47 @@ func (v *values) matchString(s string) bool {
 	return false
 }
 
+// matchText matches client-written text. lenient ignores ASCII case and, for
+// paths, one trailing slash: the spelling a server may treat as the same.
+func (v *values) matchText(s string, lenient, path bool) bool {
+	if !lenient {
+		return v.matchString(s)
+	}
+	for _, m := range v.strs {
+		if m.matchFold(s) {
+			return true
+		}
+		if !path {
+			continue
+		}
+		switch m.kind {
+		case matchExact:
+			// "/admin/" for "/admin" and "/admin" for "/admin/".
+			if n := len(s); n > 1 && s[n-1] == '/' && strings.EqualFold(s[:n-1], m.val) {
+				return true
+			}
+			if n := len(m.val); n > 1 && m.val[n-1] == '/' && strings.EqualFold(m.val[:n-1], s) {
+				return true
+			}
+		case matchPrefix:
+			// "/admin" for "/admin/*": the directory itself.
+			if n := len(m.val); n > 1 && m.val[n-1] == '/' && strings.EqualFold(m.val[:n-1], s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // matchHost compares an :authority case-insensitively; a configured host
 // without a port also matches the authority with its port removed, as Istio
 // does.
 func (v *values) matchHost(authority string) bool {
 	bare := stripPort(authority)
+	// "admin.example.com." is the fully qualified spelling of the same host.
+	host := strings.TrimSuffix(bare, ".")
 	for _, m := range v.strs {
-		if m.matchFold(authority) || (bare != authority && m.kind != matchPresent && m.matchFold(bare)) {
+		if m.matchFold(authority) || (m.kind != matchPresent && (m.matchFold(bare) || m.matchFold(host))) {
 			return true
 		}
 	}

@@ -40,7 +40,20 @@ type reqCtx struct {
 	auth            *tokenInfo // verified JWT, nil without token
 }
 
-func (rc *reqCtx) init(r *Request, path string, trustedHops int) {
+// Request rejection reasons, stable for logs and tests.
+const (
+	reasonBadAuthority = "invalid :authority"
+	reasonBadXFF       = "invalid x-forwarded-for entry from a trusted hop"
+)
+
+// init derives the request attributes. A non-empty reason means the request
+// must be answered 400: an :authority no server would parse the same way, or
+// an x-forwarded-for whose trusted entry is not an address (a DENY on
+// remoteIpBlocks must not be skipped because the address is missing).
+func (rc *reqCtx) init(r *Request, path string, trustedHops int) (reason string) {
+	if !validAuthority(r.Authority) {
+		return reasonBadAuthority
+	}
 	rc.req = r
 	rc.path = path
 	if r.MTLS {
@@ -56,50 +69,99 @@ func (rc *reqCtx) init(r *Request, path string, trustedHops int) {
 	rc.remoteIP = rc.sourceIP
 	if trustedHops > 0 && r.Headers != nil {
 		if xff, ok := r.Headers.Header("x-forwarded-for"); ok {
-			rc.remoteIP = remoteIP(xff, trustedHops, rc.sourceIP)
+			if rc.remoteIP, ok = remoteIP(xff, trustedHops, rc.sourceIP); !ok {
+				return reasonBadXFF
+			}
 		}
 	}
+	return ""
+}
+
+// validAuthority refuses bytes that have no place in a host[:port] and that
+// servers split differently: whitespace and controls, non-ASCII, and the
+// delimiters of paths, queries, fragments and user info.
+func validAuthority(a string) bool {
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; {
+		case c <= 0x20 || c >= 0x7f:
+			return false
+		case c == '/' || c == '\\' || c == '?' || c == '#' || c == '@' || c == '"' || c == '<' || c == '>' ||
+			c == '{' || c == '}' || c == '|' || c == '^' || c == '`':
+			return false
+		}
+	}
+	return true
 }
 
 // parseSPIFFE returns the Istio principal and namespace of a SPIFFE id
-// `spiffe://<td>/ns/<ns>/sa/<sa>`. Only SPIFFE URIs yield an identity: any
-// other URI SAN is no principal at all.
+// `spiffe://<td>/ns/<ns>/sa/<sa>`. Only a valid SPIFFE id yields an identity
+// (https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md: a
+// lowercase trust domain of `a-z 0-9 . - _`, path segments of
+// `a-z A-Z 0-9 . - _` that are neither empty, `.` nor `..`); any other URI SAN
+// is no principal at all. The namespace is read only from the exact Istio
+// shape, so `/ns/a/sa/b/ns/c` names no namespace.
 func parseSPIFFE(san string) (principal, namespace string) {
 	rest, ok := strings.CutPrefix(san, "spiffe://")
-	if !ok || rest == "" || strings.IndexByte(rest, '/') == 0 {
+	if !ok || rest == "" {
 		return "", ""
 	}
-	// <td>/ns/<ns>/sa/<sa>
-	i := strings.IndexByte(rest, '/')
-	if i < 0 {
-		return rest, ""
+	td, path, _ := strings.Cut(rest, "/")
+	if td == "" {
+		return "", ""
 	}
-	p := rest[i:]
-	if after, ok := strings.CutPrefix(p, "/ns/"); ok {
-		if j := strings.IndexByte(after, '/'); j > 0 && strings.HasPrefix(after[j:], "/sa/") {
-			namespace = after[:j]
+	for i := 0; i < len(td); i++ {
+		if c := td[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return "", ""
+		}
+	}
+	if len(rest) > len(td) { // a path follows
+		var segs [4]string
+		n := 0
+		for seg := range strings.SplitSeq(path, "/") {
+			if !validSPIFFESegment(seg) {
+				return "", ""
+			}
+			if n < len(segs) {
+				segs[n] = seg
+			}
+			n++
+		}
+		if n == 4 && segs[0] == "ns" && segs[2] == "sa" {
+			namespace = segs[1]
 		}
 	}
 	return rest, namespace
 }
 
+func validSPIFFESegment(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // remoteIP picks the client address from x-forwarded-for, trusting the
 // rightmost hops entries (each appended by a trusted proxy). Like Envoy's
 // xff_num_trusted_hops, a header with fewer entries falls back to the
-// connection's address; an unparsable entry yields no address.
-func remoteIP(xff string, hops int, source netip.Addr) netip.Addr {
+// connection's address; an unparsable trusted entry is reported (false).
+func remoteIP(xff string, hops int, source netip.Addr) (netip.Addr, bool) {
 	end := len(xff)
 	for n := 1; ; n++ {
 		start := strings.LastIndexByte(xff[:end], ',') + 1
 		if n == hops {
 			a, err := netip.ParseAddr(strings.TrimSpace(xff[start:end]))
-			if err != nil {
-				return netip.Addr{}
+			if err != nil || a.Zone() != "" {
+				return netip.Addr{}, false
 			}
-			return a.Unmap()
+			return a.Unmap(), true
 		}
 		if start == 0 {
-			return source
+			return source, true
 		}
 		end = start - 1
 	}

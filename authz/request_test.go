@@ -22,6 +22,18 @@ func TestParseSPIFFE(t *testing.T) {
 		{name: "uppercase scheme is not spiffe", san: "SPIFFE://td/ns/a/sa/b"},
 		{name: "empty", san: ""},
 		{name: "empty trust domain", san: "spiffe:///ns/a/sa/b"},
+		{name: "uppercase trust domain", san: "spiffe://Cluster.Local/ns/a/sa/b"},
+		{name: "port in trust domain", san: "spiffe://td:443/ns/a/sa/b"},
+		{name: "user info", san: "spiffe://admin@td/ns/a/sa/b"},
+		{name: "dot-dot segment", san: "spiffe://td/ns/a/../b/sa/c"},
+		{name: "dot segment", san: "spiffe://td/ns/./sa/c"},
+		{name: "empty segment", san: "spiffe://td/ns//sa/c"},
+		{name: "trailing slash", san: "spiffe://td/ns/a/sa/b/"},
+		{name: "wildcard namespace", san: "spiffe://td/ns/*/sa/b"},
+		{name: "percent-encoded", san: "spiffe://td/ns/a%2Fb/sa/c"},
+		{name: "query", san: "spiffe://td/ns/a/sa/b?x"},
+		{name: "extra segments name no namespace", san: "spiffe://td/ns/a/sa/b/ns/c", principal: "td/ns/a/sa/b/ns/c"},
+		{name: "dots inside names are fine", san: "spiffe://td.example/ns/a.b/sa/c.d", principal: "td.example/ns/a.b/sa/c.d", namespace: "a.b"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,13 +57,17 @@ func TestRemoteIP(t *testing.T) {
 		{name: "too few entries fall back to the connection", xff: "2.2.2.2", hops: 2, want: "10.0.0.1"},
 		{name: "ipv6", xff: "2001:db8::1", hops: 1, want: "2001:db8::1"},
 		{name: "mapped ipv4 unmapped", xff: "::ffff:1.2.3.4", hops: 1, want: "1.2.3.4"},
-		{name: "garbage is no address", xff: "1.1.1.1, evil", hops: 1, want: "invalid IP"},
+		{name: "garbage is refused", xff: "1.1.1.1, evil", hops: 1, want: "invalid IP"},
 		{name: "port is not an address", xff: "1.1.1.1:80", hops: 1, want: "invalid IP"},
 		{name: "empty entry", xff: "1.1.1.1,", hops: 1, want: "invalid IP"},
+		{name: "zone is not an address", xff: "fe80::1%eth0", hops: 1, want: "invalid IP"},
+		{name: "garbage beyond the trusted hops is ignored", xff: "evil, 2.2.2.2", hops: 1, want: "2.2.2.2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, remoteIP(tc.xff, tc.hops, src).String())
+			a, ok := remoteIP(tc.xff, tc.hops, src)
+			require.Equal(t, tc.want, a.String())
+			require.Equal(t, a.IsValid(), ok)
 		})
 	}
 }
@@ -70,8 +86,9 @@ func FuzzRequest(f *testing.F) {
 	e := mustEngine(f, seedConfig)
 	f.Fuzz(func(t *testing.T, san, xff, src, authority string, hops uint8) {
 		h := int(hops%4) + 1
-		a := remoteIP(xff, h, netip.MustParseAddr("10.0.0.1"))
+		a, ok := remoteIP(xff, h, netip.MustParseAddr("10.0.0.1"))
 		require.False(t, a.Is4In6())
+		require.Equal(t, ok, a.IsValid())
 		p, ns := parseSPIFFE(san)
 		if p != "" {
 			require.True(t, strings.HasPrefix(san, "spiffe://"))
@@ -82,7 +99,10 @@ func FuzzRequest(f *testing.F) {
 		}
 		d := check(e, &Request{Method: "POST", Path: "/api/payments/1", Authority: authority, PeerURISAN: san, MTLS: true,
 			SourceAddress: src, Headers: hdrs{"x-forwarded-for": xff}})
-		require.Contains(t, []Verdict{Allow, Deny}, d.Verdict)
+		require.Contains(t, []Verdict{Allow, Deny, BadRequest}, d.Verdict)
+		if !validAuthority(authority) {
+			require.Equal(t, BadRequest, d.Verdict, d.Reason)
+		}
 	})
 }
 

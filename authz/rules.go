@@ -87,6 +87,9 @@ func allMatch(conds []cond, rc *reqCtx, allow bool) bool {
 // would otherwise be allowed by `notNamespaces` (ISTIO-SECURITY-2021-004).
 func (c *cond) match(rc *reqCtx, allow bool) bool {
 	hasPos, hasNeg := c.hasPos, c.hasNeg
+	if c.attr.clientText() {
+		return c.matchText(rc, allow)
+	}
 	present, inPos, inNeg := c.eval(rc, hasPos, hasNeg)
 	if !present {
 		if hasPos {
@@ -95,6 +98,69 @@ func (c *cond) match(rc *reqCtx, allow bool) bool {
 		return !(allow && c.attr.mtlsOnly())
 	}
 	return (!hasPos || inPos) && (!hasNeg || !inNeg)
+}
+
+// clientText reports attributes whose text the client writes freely: path,
+// method and header values. Their matching never gives an ambiguity to the
+// client; see matchText.
+func (a attr) clientText() bool { return a == attrPath || a == attrMethod || a == attrHeader }
+
+// matchText evaluates a condition on client-written text so that no spelling
+// helps the client. The side of the condition that could let the request
+// through (positive values in ALLOW, negative values elsewhere) compares
+// exactly; the side that could stop it (negative values in ALLOW, positive
+// values in DENY, CUSTOM and AUDIT) ignores ASCII case and, for paths, a
+// trailing slash, because many servers do. A header Envoy joined from repeated
+// fields ("admin,guest") is judged element by element: in ALLOW every
+// element must satisfy the condition, elsewhere one is enough.
+func (c *cond) matchText(rc *reqCtx, allow bool) bool {
+	var v string
+	ok := false
+	switch c.attr {
+	case attrPath:
+		v, ok = rc.path, rc.path != ""
+	case attrMethod:
+		v, ok = rc.req.Method, rc.req.Method != ""
+	case attrHeader:
+		if rc.req.Headers != nil {
+			v, ok = rc.req.Headers.Header(c.key)
+		}
+	}
+	if !ok {
+		return !c.hasPos
+	}
+	if c.attr != attrHeader {
+		return c.matchElem(v, allow)
+	}
+	for {
+		elem, rest, more := strings.Cut(v, ",")
+		if c.matchElem(trimOWS(elem), allow) != allow {
+			return !allow
+		}
+		if !more {
+			return allow
+		}
+		v = rest
+	}
+}
+
+func (c *cond) matchElem(v string, allow bool) bool {
+	path := c.attr == attrPath
+	if c.hasPos && !c.pos.matchText(v, !allow, path) {
+		return false
+	}
+	return !c.hasNeg || !c.neg.matchText(v, allow, path)
+}
+
+// trimOWS removes HTTP optional whitespace (SP, HTAB) around a value.
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // eval reads the attribute and reports whether it is present and whether it
@@ -146,16 +212,6 @@ func (c *cond) eval(rc *reqCtx, hasPos, hasNeg bool) (present, inPos, inNeg bool
 			return false, false, false
 		}
 		return true, hasPos && c.pos.matchHost(a), hasNeg && c.neg.matchHost(a)
-	case attrMethod:
-		return c.str(rc.req.Method, rc.req.Method != "", hasPos, hasNeg)
-	case attrPath:
-		return c.str(rc.path, rc.path != "", hasPos, hasNeg)
-	case attrHeader:
-		if rc.req.Headers == nil {
-			return false, false, false
-		}
-		v, ok := rc.req.Headers.Header(c.key)
-		return c.str(v, ok, hasPos, hasNeg)
 	case attrSNI:
 		return c.str(rc.req.SNI, rc.req.SNI != "", hasPos, hasNeg)
 	}
@@ -293,6 +349,16 @@ func compileWhen(n confjson.Node) (cond, error) {
 	c.hasPos, c.hasNeg = !c.pos.empty(), !c.neg.empty()
 	if !c.hasPos && !c.hasNeg {
 		return cond{}, n.Errorf("must set values or notValues")
+	}
+	if c.attr == attrHeader {
+		for _, k := range []string{"values", "notValues"} {
+			elems, _ := n.Get(k).Array()
+			for _, e := range elems {
+				if s, _ := e.String(); strings.IndexByte(s, ',') >= 0 {
+					return cond{}, e.Errorf("contains ',': Envoy joins repeated headers with ',', so values are matched one element at a time")
+				}
+			}
+		}
 	}
 	return c, nil
 }

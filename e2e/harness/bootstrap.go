@@ -73,6 +73,12 @@ type Bootstrap struct {
 	Clusters     []Cluster
 	Filters      []WasmFilter
 	TLS          *ServerTLS
+	// RawPaths turns off Envoy's path normalization (normalize_path, merge_slashes,
+	// path_with_escaped_slashes_action: REJECT_REQUEST), which every bootstrap sets
+	// as authz/SECURITY.md recommends (with use_remote_address: true, always set).
+	// Only tests that prove what a filter does on its own, behind a misconfigured
+	// Envoy, set it.
+	RawPaths bool
 }
 
 // Render returns the bootstrap as YAML.
@@ -180,6 +186,12 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ` + ListenerName + `
           codec_type: AUTO
+          use_remote_address: true
+{{- if not .RawPaths}}
+          normalize_path: true
+          merge_slashes: true
+          path_with_escaped_slashes_action: REJECT_REQUEST
+{{- end}}
 {{- if .TLS}}
           forward_client_cert_details: SANITIZE_SET
           set_current_client_cert_details: {uri: true}

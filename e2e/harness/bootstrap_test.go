@@ -109,3 +109,35 @@ func TestPKI_ClientCert(t *testing.T) {
 	_, err = leaf.Verify(verifyClientOpts(NewPKI(t)))
 	require.Error(t, err, "another PKI does not trust it")
 }
+
+func TestBootstrap_RawPaths(t *testing.T) {
+	hcm := func(b Bootstrap) map[string]any {
+		out, err := b.Render()
+		require.NoError(t, err)
+		var doc struct {
+			StaticResources struct {
+				Listeners []struct {
+					FilterChains []struct {
+						Filters []struct {
+							TypedConfig map[string]any `yaml:"typed_config"`
+						} `yaml:"filters"`
+					} `yaml:"filter_chains"`
+				} `yaml:"listeners"`
+			} `yaml:"static_resources"`
+		}
+		require.NoError(t, yaml.Unmarshal(out, &doc))
+		return doc.StaticResources.Listeners[0].FilterChains[0].Filters[0].TypedConfig
+	}
+	b := validBootstrap()
+	recommended := hcm(b)
+	require.Equal(t, true, recommended["normalize_path"])
+	require.Equal(t, true, recommended["merge_slashes"])
+	require.Equal(t, "REJECT_REQUEST", recommended["path_with_escaped_slashes_action"])
+	require.Equal(t, true, recommended["use_remote_address"])
+	b.RawPaths = true
+	raw := hcm(b)
+	for _, k := range []string{"normalize_path", "merge_slashes", "path_with_escaped_slashes_action"} {
+		require.NotContains(t, raw, k)
+	}
+	require.Equal(t, true, raw["use_remote_address"], "never from a client header")
+}

@@ -56,6 +56,8 @@ type Options struct {
 	// LogLevel is Envoy's --log-level (default "info"); ComponentLogLevel is passed as
 	// --component-log-level when set, e.g. "wasm:debug".
 	LogLevel, ComponentLogLevel string
+	// RawPaths turns off Envoy's path normalization; see Bootstrap.RawPaths.
+	RawPaths bool
 	// StartTimeout bounds readiness of all processes. Default 90s: V8 compiles each
 	// Go module once per VM (main thread + each worker): 3 s on an idle 2-core
 	// machine, 18 s seen on a loaded one.
@@ -130,6 +132,7 @@ func Start(t testing.TB, o Options) *Topology {
 		V2Addr:       topo.services["echo-v2"],
 		Clusters:     o.Clusters,
 		Filters:      o.Filters,
+		RawPaths:     o.RawPaths,
 	}
 	if o.TLS != Plaintext {
 		topo.pki = NewPKI(t)
@@ -253,6 +256,16 @@ func (topo *Topology) ServiceAddr(name string) string {
 		topo.t.Fatalf("harness: no service %q", name)
 	}
 	return addr
+}
+
+// EnvoyLog returns what Envoy has logged so far. Tests assert on effects; the log is
+// for what only the log says, such as why Envoy refused a configuration.
+func (topo *Topology) EnvoyLog() string {
+	b, err := os.ReadFile(topo.envoy.logPath)
+	if err != nil {
+		topo.t.Fatalf("harness: envoy log: %v", err)
+	}
+	return string(b)
 }
 
 // StartupTime is how long Envoy took from exec to ready.

@@ -18,9 +18,12 @@ import (
 type stream struct {
 	types.DefaultHttpContext
 	plugin *plugin
-	view   hostview.Request
-	req    core.Request
-	d      core.Decision
+	// view answers every value of a repeated header (hostview.Headers):
+	// policies must see "admin,guest", not the first value alone. One host
+	// call reads all headers, pseudo-headers included.
+	view hostview.Request
+	req  core.Request
+	d    core.Decision
 	// allowed is set once the request was let through: only then do the
 	// decision's response headers go on the upstream response.
 	allowed bool

@@ -141,8 +141,9 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	d := p.router.Decide(&s.req, core.Env{Now: time.Now(), Random: rand.Uint64(), Store: p.store})
 	// Replace, never add: this also overwrites a spoofed client value, and
 	// Envoy clears the route cache on the change, so the route table matches
-	// the decision.
-	if err := proxywasm.ReplaceHttpRequestHeader(p.router.RouteHeader(), d.Version); err != nil {
+	// the decision. Through the view, so that the mirror copies what goes
+	// upstream.
+	if err := s.req.ReplaceHeader(p.router.RouteHeader(), d.Version); err != nil {
 		return s.headerFailed(err)
 	}
 	s.version, s.setCookie = d.VersionIndex, d.SetCookie
@@ -213,7 +214,7 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 		}
 	}
 	outcome := core.Failure // no readable status: the response is not a healthy one
-	if v, err := proxywasm.GetHttpResponseHeader(":status"); err == nil {
+	if v, ok := hostview.ResponseHeader(":status"); ok {
 		if status, err := strconv.Atoi(v); err == nil {
 			outcome = core.Classify(status)
 		}

@@ -236,7 +236,7 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 	if s.hop == nil {
 		return types.ActionContinue
 	}
-	if v, err := proxywasm.GetHttpResponseHeader(":status"); err == nil {
+	if v, ok := hostview.ResponseHeader(":status"); ok {
 		s.status, _ = strconv.Atoi(v)
 	}
 	for _, op := range s.hop.ResponseHeaders() {

@@ -15,18 +15,31 @@ import (
 )
 
 // Request is a lazy view of the stream's request: each value is fetched from
-// the host the first time a core asks for it, once per request. The zero
-// value is ready to use; a Request must not outlive its stream.
+// the host the first time a core asks for it, once per request. Headers come
+// from one host call that reads them all (see Headers): a core asking for ten
+// headers would otherwise cross into the host ten times, and on Wasm each
+// crossing that returns data costs a re-entry into the module to allocate the
+// reply. The zero value is ready to use; a Request must not outlive its
+// stream. Header reads reflect the headers as they were at the first read;
+// ReplaceHeader keeps the view in step with the filter's own changes.
 type Request struct {
+	headers                                  Headers
 	method, path, source, principal          string
 	haveMethod, havePath, haveSource, haveID bool
 }
 
-// Header returns a request header (lowercase name); Envoy joins duplicate
-// values with ",".
-func (r *Request) Header(name string) (string, bool) {
-	v, err := proxywasm.GetHttpRequestHeader(name)
-	return v, err == nil
+// Header returns a request header (lowercase name); every value of a
+// repeated header, joined with ",".
+func (r *Request) Header(name string) (string, bool) { return r.headers.Header(name) }
+
+// ReplaceHeader sets a request header on the host, replacing every value it
+// had (proxy_replace_header_map_value), and in the view.
+func (r *Request) ReplaceHeader(name, value string) error {
+	if err := proxywasm.ReplaceHttpRequestHeader(name, value); err != nil {
+		return err
+	}
+	r.headers.replace(name, value)
+	return nil
 }
 
 // Method is the :method pseudo-header.
@@ -75,19 +88,24 @@ func (r *Request) Principal() string {
 // "connection.requested_server_name". Values are returned as raw bytes
 // converted to a string; numeric attributes are little-endian integers.
 func (r *Request) Property(path string) (string, bool) {
-	v, err := proxywasm.GetProperty(strings.Split(path, "."))
+	v, err := property(lookupPropertyPath(path))
 	if err != nil {
 		return "", false
 	}
-	return string(v), true
+	return hostString(v), true
 }
+
+// ResponseHeader returns a response header (lowercase name), e.g. ":status".
+// Like Envoy's proxy_get_header_map_value it answers the first value of a
+// repeated header.
+func ResponseHeader(name string) (string, bool) { return responseHeader(name) }
 
 // SharedData is Envoy's shared data as the cores' casstore.Store.
 type SharedData struct{}
 
 // Get returns a value, its CAS, and whether the key exists.
 func (s SharedData) Get(key string) ([]byte, uint32, bool, error) {
-	v, cas, err := proxywasm.GetSharedData(key)
+	v, cas, err := sharedData(key)
 	switch {
 	case err == nil:
 		return v, cas, true, nil

@@ -83,3 +83,55 @@ func TestSharedData(t *testing.T) {
 	require.NoError(t, s.Set("k", []byte("v2"), cas))
 	require.ErrorIs(t, s.Set("k", []byte("v3"), cas), casstore.ErrCASMismatch, "stale CAS must be refused")
 }
+
+type replaceProbe struct {
+	types.DefaultHttpContext
+	before, after, other string
+	err                  error
+}
+
+func (p *replaceProbe) OnHttpRequestHeaders(int, bool) types.Action {
+	var r Request
+	p.before, _ = r.Header("x-route-version")
+	p.err = r.ReplaceHeader("x-route-version", "v2")
+	p.after, _ = r.Header("x-route-version")
+	p.other, _ = r.Header("x-user-id")
+	return types.ActionContinue
+}
+
+type replaceVM struct {
+	types.DefaultVMContext
+	p *replaceProbe
+}
+
+func (v *replaceVM) NewPluginContext(uint32) types.PluginContext {
+	return &replacePlugin{p: v.p}
+}
+
+type replacePlugin struct {
+	types.DefaultPluginContext
+	p *replaceProbe
+}
+
+func (pl *replacePlugin) NewHttpContext(uint32) types.HttpContext { return pl.p }
+
+func TestRequest_ReplaceHeader(t *testing.T) {
+	p := &replaceProbe{}
+	host, reset := proxytest.NewHostEmulator(proxytest.NewEmulatorOption().WithVMContext(&replaceVM{p: p}))
+	defer reset()
+	require.Equal(t, types.OnPluginStartStatusOK, host.StartPlugin())
+	id := host.InitializeHttpContext()
+	host.CallOnRequestHeaders(id, [][2]string{{":path", "/"}, {"x-route-version", "v1"}, {"x-user-id", "7"}, {"x-route-version", "v9"}}, true)
+	require.NoError(t, p.err)
+	require.Equal(t, "v1,v9", p.before)
+	require.Equal(t, "v2", p.after, "the view follows the filter's own change")
+	require.Equal(t, "7", p.other)
+	require.Contains(t, host.GetCurrentRequestHeaders(id), [2]string{"x-route-version", "v2"}, "and so does the host")
+}
+
+func TestHeaders_ReplaceBeforeLoadLeavesViewToHost(t *testing.T) {
+	var h Headers
+	h.replace("x", "1")
+	require.False(t, h.loaded)
+	require.Nil(t, h.pairs)
+}

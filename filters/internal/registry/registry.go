@@ -154,6 +154,7 @@ func (p *pluginContext) NewTcpContext(contextID uint32) (ctx types.TcpContext) {
 }
 
 func (p *pluginContext) NewHttpContext(contextID uint32) types.HttpContext {
+	vmMemory.sample()
 	h := &httpContext{plugin: p}
 	if p.inner == nil {
 		// Envoy creates no streams for a plugin that failed to start; if it
