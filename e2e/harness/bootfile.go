@@ -50,7 +50,6 @@ func StartFile(t testing.TB, o FileOptions) *Topology {
 		t.Fatalf("harness: %v", err)
 	}
 	envoyBin := EnvoyBinary(t)
-	echoBin := serviceBinary(t, "echo")
 	topo := &Topology{t: t, dir: t.TempDir(), tls: o.TLS, services: map[string]string{}}
 	deadline := time.Now().Add(o.StartTimeout)
 	files := map[string]string{}
@@ -63,29 +62,8 @@ func StartFile(t testing.TB, o FileOptions) *Topology {
 	}
 
 	var procs []*process
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, p := range procs {
-			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.tail(256<<10))
-		}
-	})
-	for _, version := range []string{ClusterV1, ClusterV2} {
-		name := "echo-" + version
-		addrFile := filepath.Join(topo.dir, name+".addr")
-		p := startProcess(t, name, filepath.Join(topo.dir, name+".log"), nil, echoBin,
-			"-listen", "127.0.0.1:0", "-version", version, "-addr-file", addrFile)
-		procs = append(procs, p)
-		var addr string
-		if err := poll(deadline, name+" address", []*process{p}, func() (err error) {
-			addr, err = readAddr(addrFile)
-			return err
-		}); err != nil {
-			t.Fatalf("harness: %v", err)
-		}
-		topo.services[name] = addr
-	}
+	logOnFailure(t, &procs)
+	topo.startEchoes(t, deadline, &procs)
 
 	config := string(raw)
 	if o.Replace != nil {

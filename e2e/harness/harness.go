@@ -91,39 +91,12 @@ func Start(t testing.TB, o Options) *Topology {
 		o.StartTimeout = 90 * time.Second
 	}
 	envoyBin := EnvoyBinary(t)
-	echoBin := serviceBinary(t, "echo")
 	topo := &Topology{t: t, dir: t.TempDir(), tls: o.TLS, services: map[string]string{}}
 	deadline := time.Now().Add(o.StartTimeout)
 
-	// Registered before any process starts, so it runs after they are all stopped and
-	// their logs are complete (cleanups run last-in first-out).
 	var procs []*process
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, p := range procs {
-			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.tail(256<<10))
-		}
-	})
-
-	// Port 0 everywhere: the processes bind and report their ports, so there is no
-	// window in which another worker on the machine can take a port we picked.
-	for _, version := range []string{ClusterV1, ClusterV2} {
-		name := "echo-" + version
-		addrFile := filepath.Join(topo.dir, name+".addr")
-		p := startProcess(t, name, filepath.Join(topo.dir, name+".log"), nil, echoBin,
-			"-listen", "127.0.0.1:0", "-version", version, "-addr-file", addrFile)
-		procs = append(procs, p)
-		var addr string
-		if err := poll(deadline, name+" address", []*process{p}, func() (err error) {
-			addr, err = readAddr(addrFile)
-			return err
-		}); err != nil {
-			t.Fatalf("harness: %v", err)
-		}
-		topo.services[name] = addr
-	}
+	logOnFailure(t, &procs)
+	topo.startEchoes(t, deadline, &procs)
 
 	boot := Bootstrap{
 		AdminAddr:    "127.0.0.1:0",
@@ -397,4 +370,40 @@ func get(c *http.Client, u string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: status %d: %s", u, resp.StatusCode, bytes.TrimSpace(body))
 	}
 	return body, nil
+}
+
+// logOnFailure prints every process's log if the test fails. Registered before
+// any process starts, it runs after they are all stopped and their logs are
+// complete (cleanups run last-in first-out); procs may grow after the call.
+func logOnFailure(t testing.TB, procs *[]*process) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, p := range *procs {
+			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.tail(256<<10))
+		}
+	})
+}
+
+// startEchoes starts the v1 and v2 upstreams. Port 0 everywhere: the processes
+// bind and report their ports, so there is no window in which another worker
+// on the machine can take a port we picked.
+func (topo *Topology) startEchoes(t testing.TB, deadline time.Time, procs *[]*process) {
+	echoBin := serviceBinary(t, "echo")
+	for _, version := range []string{ClusterV1, ClusterV2} {
+		name := "echo-" + version
+		addrFile := filepath.Join(topo.dir, name+".addr")
+		p := startProcess(t, name, filepath.Join(topo.dir, name+".log"), nil, echoBin,
+			"-listen", "127.0.0.1:0", "-version", version, "-addr-file", addrFile)
+		*procs = append(*procs, p)
+		var addr string
+		if err := poll(deadline, name+" address", []*process{p}, func() (err error) {
+			addr, err = readAddr(addrFile)
+			return err
+		}); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		topo.services[name] = addr
+	}
 }
