@@ -1,9 +1,7 @@
 package harness
 
 import (
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -16,8 +14,9 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/meshwasm/meshwasm/tracing/otlpjson"
 )
 
 // OTLPReceiver is an OTLP/HTTP trace collector for tests: it accepts
@@ -132,7 +131,7 @@ func (r *OTLPReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	switch ct {
 	case "application/json":
 		encoding = "json"
-		msg, err = DecodeOTLPJSON(body)
+		msg, err = otlpjson.Decode(body)
 	case "application/x-protobuf":
 		encoding = "protobuf"
 		msg = &coltracepb.ExportTraceServiceRequest{}
@@ -167,49 +166,4 @@ func (r *OTLPReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK)
-}
-
-// DecodeOTLPJSON decodes an OTLP/HTTP JSON body with the official types. OTLP JSON
-// differs from plain protojson only in trace and span ids (hex, not base64), which
-// are converted first; every other field must be exactly what protojson accepts.
-func DecodeOTLPJSON(body []byte) (*coltracepb.ExportTraceServiceRequest, error) {
-	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, err
-	}
-	var convErr error
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				if s, ok := e.(string); ok && (k == "traceId" || k == "spanId" || k == "parentSpanId") {
-					raw, err := hex.DecodeString(s)
-					if err != nil && convErr == nil {
-						convErr = fmt.Errorf("%s: %w", k, err)
-					}
-					x[k] = base64.StdEncoding.EncodeToString(raw)
-					continue
-				}
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(doc)
-	if convErr != nil {
-		return nil, convErr
-	}
-	conv, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	var req coltracepb.ExportTraceServiceRequest
-	if err := protojson.Unmarshal(conv, &req); err != nil {
-		return nil, err
-	}
-	return &req, nil
 }

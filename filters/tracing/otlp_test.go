@@ -1,9 +1,6 @@
 package tracing_test
 
 import (
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -11,41 +8,16 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/meshwasm/meshwasm/tracing/otlpjson"
 )
 
-// decodeOTLP reads an OTLP/HTTP JSON body with the official types. OTLP JSON
-// differs from plain protojson only in its ids (hex, not base64), so those are
-// converted first; every other field must be exactly what protojson accepts.
+// decodeOTLP reads an OTLP/HTTP JSON body with the official types.
 func decodeOTLP(t testing.TB, body []byte) *coltracepb.ExportTraceServiceRequest {
 	t.Helper()
-	var doc any
-	require.NoError(t, json.Unmarshal(body, &doc), "%s", body)
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				if s, ok := e.(string); ok && (k == "traceId" || k == "spanId" || k == "parentSpanId") {
-					raw, err := hex.DecodeString(s)
-					require.NoError(t, err)
-					x[k] = base64.StdEncoding.EncodeToString(raw)
-					continue
-				}
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(doc)
-	conv, err := json.Marshal(doc)
-	require.NoError(t, err)
-	var req coltracepb.ExportTraceServiceRequest
-	require.NoError(t, protojson.Unmarshal(conv, &req), "%s", body)
-	return &req
+	req, err := otlpjson.Decode(body)
+	require.NoError(t, err, "%s", body)
+	return req
 }
 
 // spansOf flattens a request's spans.
