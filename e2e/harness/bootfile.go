@@ -3,7 +3,6 @@ package harness
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,24 +81,7 @@ func StartFile(t testing.TB, o FileOptions) *Topology {
 		}
 	}
 	path := topo.writeFile("envoy.yaml", []byte(config))
-	adminFile := filepath.Join(topo.dir, "admin.addr")
-	args := []string{
-		"--config-path", path,
-		"--concurrency", strconv.Itoa(o.Workers),
-		"--log-level", o.LogLevel,
-		"--admin-address-path", adminFile,
-		"--disable-hot-restart",
-	}
-	if o.ComponentLogLevel != "" {
-		args = append(args, "--component-log-level", o.ComponentLogLevel)
-	}
-	began := time.Now()
-	topo.envoy = startProcess(t, "envoy", filepath.Join(topo.dir, "envoy.log"), nil, envoyBin, args...)
-	procs = append(procs, topo.envoy)
-	if err := topo.waitReady(deadline, adminFile, procs); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	topo.startup = time.Since(began)
+	topo.startEnvoy(t, envoyBin, path, o.Workers, o.LogLevel, o.ComponentLogLevel, deadline, &procs)
 	t.Logf("harness: envoy (%s) ready in %v (admin %s, listener %s, workers %d)", o.File,
 		topo.startup.Round(time.Millisecond), topo.adminAddr, topo.listener, o.Workers)
 	return topo

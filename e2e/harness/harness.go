@@ -123,26 +123,7 @@ func Start(t testing.TB, o Options) *Topology {
 	}
 	config := topo.writeFile("envoy.yaml", yaml)
 
-	adminFile := filepath.Join(topo.dir, "admin.addr")
-	args := []string{
-		"--config-path", config,
-		"--concurrency", strconv.Itoa(o.Workers),
-		"--log-level", o.LogLevel,
-		"--admin-address-path", adminFile,
-		// Hot restart uses shared memory keyed by base id: several Envoys on one
-		// machine (parallel tests, other workers) would collide.
-		"--disable-hot-restart",
-	}
-	if o.ComponentLogLevel != "" {
-		args = append(args, "--component-log-level", o.ComponentLogLevel)
-	}
-	began := time.Now()
-	topo.envoy = startProcess(t, "envoy", filepath.Join(topo.dir, "envoy.log"), nil, envoyBin, args...)
-	procs = append(procs, topo.envoy)
-	if err := topo.waitReady(deadline, adminFile, procs); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	topo.startup = time.Since(began)
+	topo.startEnvoy(t, envoyBin, config, o.Workers, o.LogLevel, o.ComponentLogLevel, deadline, &procs)
 	t.Logf("harness: envoy ready in %v (admin %s, listener %s, workers %d)", topo.startup.Round(time.Millisecond), topo.adminAddr, topo.listener, o.Workers)
 	return topo
 }
@@ -406,4 +387,30 @@ func (topo *Topology) startEchoes(t testing.TB, deadline time.Time, procs *[]*pr
 		}
 		topo.services[name] = addr
 	}
+}
+
+// startEnvoy runs Envoy on a rendered bootstrap and waits until it and every
+// process in procs are ready, adding itself to procs; it records the
+// startup time.
+func (topo *Topology) startEnvoy(t testing.TB, envoyBin, config string, workers int, logLevel, componentLogLevel string, deadline time.Time, procs *[]*process) {
+	adminFile := filepath.Join(topo.dir, "admin.addr")
+	args := []string{
+		"--config-path", config,
+		"--concurrency", strconv.Itoa(workers),
+		"--log-level", logLevel,
+		"--admin-address-path", adminFile,
+		// Hot restart uses shared memory keyed by base id: several Envoys on one
+		// machine (parallel tests, other workers) would collide.
+		"--disable-hot-restart",
+	}
+	if componentLogLevel != "" {
+		args = append(args, "--component-log-level", componentLogLevel)
+	}
+	began := time.Now()
+	topo.envoy = startProcess(t, "envoy", filepath.Join(topo.dir, "envoy.log"), nil, envoyBin, args...)
+	*procs = append(*procs, topo.envoy) // its log, too, is dumped on failure
+	if err := topo.waitReady(deadline, adminFile, *procs); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	topo.startup = time.Since(began)
 }
