@@ -1,36 +1,17 @@
 package authz
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshwasm/meshwasm/authz/authztest"
 )
 
-// twentyPolicies is a 20-policy configuration of header, path, principal,
-// host, method and IP rules; the request below is allowed by the last one
-// after every DENY and the other ALLOW policies were evaluated.
-func twentyPolicies() string {
-	var ps []string
-	for i := 0; i < 8; i++ {
-		ps = append(ps, fmt.Sprintf(`{"name":"deny-%d","action":"DENY","rules":[{"from":[{"source":{"principals":["cluster.local/ns/evil-%d/sa/*"]}}]},
-  {"to":[{"operation":{"paths":["/admin-%d/*"],"methods":["DELETE"]}}],"when":[{"key":"request.headers[x-debug-%d]","values":["1"]}]}]}`, i, i, i, i))
-	}
-	for i := 0; i < 11; i++ {
-		ps = append(ps, fmt.Sprintf(`{"name":"allow-%d","rules":[{"from":[{"source":{"principals":["cluster.local/ns/team-%d/sa/*"],"ipBlocks":["10.%d.0.0/16"]}}],
-  "to":[{"operation":{"hosts":["svc-%d.example.com"],"paths":["/v%d/*"],"methods":["GET","POST"]}}]}]}`, i, i, i, i, i))
-	}
-	ps = append(ps, `{"name":"payment-service-policy","rules":[{
-  "from":[{"source":{"principals":["cluster.local/ns/production/sa/order-service"],"namespaces":["production"],"notIpBlocks":["192.168.0.0/16"]}}],
-  "to":[{"operation":{"hosts":["payment-service"],"methods":["POST"],"paths":["/api/payments/*"],"ports":["8080"]}}],
-  "when":[{"key":"request.headers[x-user-role]","notValues":["guest"]},{"key":"connection.sni","values":["*.cluster.local"]}]}]}`)
-	return `{"policies":[` + strings.Join(ps, ",") + `]}`
-}
-
 func TestEngine_Check_TwentyPoliciesNoAllocs(t *testing.T) {
-	e := mustEngine(t, twentyPolicies())
+	e := mustEngine(t, authztest.TwentyPolicies())
 	r := mtlsReq()
 	var d Decision
 	e.Check(r, &d)
@@ -42,7 +23,7 @@ func TestEngine_Check_TwentyPoliciesNoAllocs(t *testing.T) {
 }
 
 func BenchmarkEngine_Check(b *testing.B) {
-	e := mustEngine(b, twentyPolicies())
+	e := mustEngine(b, authztest.TwentyPolicies())
 	r := mtlsReq()
 	var d Decision
 	b.ReportAllocs()
@@ -55,7 +36,7 @@ func BenchmarkEngine_Check(b *testing.B) {
 }
 
 func BenchmarkEngine_Check_Denied(b *testing.B) {
-	e := mustEngine(b, twentyPolicies())
+	e := mustEngine(b, authztest.TwentyPolicies())
 	r := mtlsReq()
 	r.Path = "/api/refunds/1"
 	var d Decision
