@@ -12,7 +12,7 @@
 package authz
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -32,9 +32,9 @@ const Name = "authz"
 // (the registry logs the panic at critical level and counts it in
 // meshwasm.authz.panics).
 var Filter = registry.Filter{
-	Name:             Name,
-	NewPluginContext: func(uint32) types.PluginContext { return &plugin{} },
-	DenyStatus:       403,
+	Name:       Name,
+	NewStage:   func() registry.Stage { return &plugin{} },
+	DenyStatus: 403,
 }
 
 // Metric names, documented in authz/README.md ("Running it in Envoy").
@@ -82,7 +82,6 @@ const (
 )
 
 type plugin struct {
-	types.DefaultPluginContext
 	engine *core.Engine
 
 	policy        []proxywasm.MetricCounter // policy*outcomes + outcome
@@ -100,16 +99,12 @@ type plugin struct {
 	fetches   []core.JWKSFetch
 }
 
-func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
-	data, err := proxywasm.GetPluginConfiguration()
-	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
-		proxywasm.LogCriticalf("authz: read configuration: %v", err)
-		return types.OnPluginStartStatusFailed
-	}
+// Start parses the configuration, defines the metrics and starts the
+// remote key set fetches.
+func (p *plugin) Start(data []byte) (time.Duration, error) {
 	cfg, err := core.Parse(data)
 	if err != nil {
-		proxywasm.LogCriticalf("authz: configuration refused: %v", err)
-		return types.OnPluginStartStatusFailed
+		return 0, fmt.Errorf("configuration refused: %w", err)
 	}
 	policies := cfg.Policies()
 	for _, pi := range policies {
@@ -136,21 +131,19 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		Shared: hostview.SharedData{},
 	})
 	p.providers = cfg.JWTProviders()
+	var tick time.Duration
 	if len(p.providers) > 0 {
 		// Inline key sets need no tick, but the engine tells remote ones
 		// apart, and an idle tick is one shared-data read per provider.
-		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(tickPeriod / time.Millisecond)); err != nil {
-			proxywasm.LogCriticalf("authz: set tick period: %v", err)
-			return types.OnPluginStartStatusFailed
-		}
+		tick = tickPeriod
 		p.fetchJWKS()
 	}
 	proxywasm.LogInfof("authz: started with %d policies and %d JWT providers", len(policies), len(p.providers))
-	return types.OnPluginStartStatusOK
+	return tick, nil
 }
 
-func (p *plugin) NewHttpContext(uint32) types.HttpContext {
-	return &stream{plugin: p}
+func (p *plugin) NewStream(_ uint32, view *hostview.Request, resume func()) types.HttpContext {
+	return &stream{plugin: p, view: view, resume: resume}
 }
 
 // OnTick adopts key sets other workers fetched and starts the fetches that
@@ -166,7 +159,7 @@ func (p *plugin) fetchJWKS() {
 		provider := f.Provider
 		timeout := uint32(max(f.Timeout/time.Millisecond, 1))
 		if _, err := proxywasm.DispatchHttpCall(f.Cluster, f.Headers, nil, nil, timeout,
-			registry.Callback(Name, false, func(numHeaders, bodySize, _ int) { p.onJWKSReply(provider, numHeaders, bodySize) })); err != nil {
+			registry.Callback(Name, nil, func(numHeaders, bodySize, _ int) { p.onJWKSReply(provider, numHeaders, bodySize) })); err != nil {
 			p.jwksErrors.Increment(1)
 			proxywasm.LogErrorf("authz: jwks %s: dispatch to cluster %q: %v", p.providers[provider], f.Cluster, err)
 		}

@@ -19,7 +19,7 @@ import (
 type vmContext struct{ types.DefaultVMContext }
 
 func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
-	return authz.Filter.NewPluginContext(id)
+	return authz.Filter.PluginContext(id)
 }
 
 func TestNative_SeedDecisions(t *testing.T) {

@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"errors"
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -21,9 +20,11 @@ type stream struct {
 	// view answers every value of a repeated header (hostview.Headers):
 	// policies must see "admin,guest", not the first value alone. One host
 	// call reads all headers, pseudo-headers included.
-	view hostview.Request
-	req  core.Request
-	d    core.Decision
+	view *hostview.Request
+	// resume continues the request after a callout's allow.
+	resume func()
+	req    core.Request
+	d      core.Decision
 	// allowed is set once the request was let through: only then do the
 	// decision's response headers go on the upstream response.
 	allowed bool
@@ -43,7 +44,7 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 // connection properties, never from headers: the SAN is read only for an
 // mTLS connection.
 func (s *stream) fill() {
-	v := &s.view
+	v := s.view
 	r := &s.req
 	r.Method = v.Method()
 	r.Path = v.Path()
@@ -68,20 +69,18 @@ func (s *stream) apply(resume bool) types.Action {
 		return s.refuse(d.Status, d.Body, d.ResponseHeaders)
 	}
 	for _, name := range d.RemoveRequestHeaders {
-		if err := proxywasm.RemoveHttpRequestHeader(name); err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
+		if err := s.view.RemoveHeader(name); err != nil {
 			return s.headerError("remove", name, err)
 		}
 	}
 	for _, h := range d.SetRequestHeaders {
-		if err := proxywasm.ReplaceHttpRequestHeader(h.Name, h.Value); err != nil {
+		if err := s.view.ReplaceHeader(h.Name, h.Value); err != nil {
 			return s.headerError("set", h.Name, err)
 		}
 	}
 	s.allowed = true
 	if resume {
-		if err := proxywasm.ResumeHttpRequest(); err != nil {
-			proxywasm.LogErrorf("authz: resume after external check: %v", err)
-		}
+		s.resume()
 	}
 	return types.ActionContinue
 }
@@ -114,7 +113,7 @@ func (s *stream) dispatch() types.Action {
 	c := &s.d.Callout
 	s.plugin.extCalls.Increment(1)
 	timeout := uint32(max(c.Timeout/time.Millisecond, 1))
-	if _, err := proxywasm.DispatchHttpCall(c.Cluster, c.Headers, nil, nil, timeout, registry.Callback(Name, true, s.onReply)); err != nil {
+	if _, err := proxywasm.DispatchHttpCall(c.Cluster, c.Headers, nil, nil, timeout, registry.Callback(Name, s.resume, s.onReply)); err != nil {
 		proxywasm.LogErrorf("authz: ext-authz %s: dispatch to cluster %q: %v", c.Provider, c.Cluster, err)
 		s.plugin.engine.Resolve(&s.d, core.Reply{Failed: true})
 		return s.apply(false)

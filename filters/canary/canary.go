@@ -11,7 +11,7 @@
 package canary
 
 import (
-	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -31,8 +31,8 @@ const Name = "canary"
 // continue (DenyStatus 0): the routing header is then whatever the route table
 // falls back to, and the panic is logged and counted by the registry.
 var Filter = registry.Filter{
-	Name:             Name,
-	NewPluginContext: func(uint32) types.PluginContext { return &plugin{} },
+	Name:     Name,
+	NewStage: func() registry.Stage { return &plugin{} },
 }
 
 // Metric names, documented in canary/README.md. Per version v and rule r:
@@ -55,7 +55,6 @@ func VersionMetric(version, what string) string { return metricPrefix + version 
 func RuleMetric(rule string) string { return metricPrefix + rule + ".matched" }
 
 type plugin struct {
-	types.DefaultPluginContext
 	router *core.Router
 	store  hostview.SharedData
 	m      metrics
@@ -69,24 +68,23 @@ type metrics struct {
 	spoofed, storeErrors, mirrored, mirrorErrors, header proxywasm.MetricCounter
 }
 
-func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
-	config, err := proxywasm.GetPluginConfiguration()
-	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
-		proxywasm.LogCriticalf("canary: read configuration: %v", err)
-		return types.OnPluginStartStatusFailed
-	}
+// Start parses the configuration and defines the metrics. The guard's
+// state lives in shared data and moves on responses: no tick.
+func (p *plugin) Start(config []byte) (time.Duration, error) {
 	router, err := core.Parse(config)
 	if err != nil {
-		proxywasm.LogCriticalf("canary: configuration refused: %v", err)
-		return types.OnPluginStartStatusFailed
+		return 0, fmt.Errorf("configuration refused: %w", err)
 	}
 	p.router = router
 	p.store = hostview.SharedData{}
 	p.m = defineMetrics(router)
 	proxywasm.LogInfof("canary: started: versions %v, default %s, route header %s",
 		router.Versions(), router.Versions()[router.Default()], router.RouteHeader())
-	return types.OnPluginStartStatusOK
+	return 0, nil
 }
+
+// OnTick is never called: Start asks for no tick.
+func (p *plugin) OnTick() {}
 
 func defineMetrics(r *core.Router) metrics {
 	counters := func(names []string, name func(string) string) []proxywasm.MetricCounter {
@@ -113,15 +111,15 @@ func defineMetrics(r *core.Router) metrics {
 	}
 }
 
-func (p *plugin) NewHttpContext(uint32) types.HttpContext {
-	return &stream{p: p, version: -1}
+func (p *plugin) NewStream(_ uint32, view *hostview.Request, _ func()) types.HttpContext {
+	return &stream{p: p, req: request{view}, version: -1}
 }
 
 // request is the host's request view with the peer identity in the form the
 // core's trust list is written in: the full SPIFFE id, scheme included.
-type request struct{ hostview.Request }
+type request struct{ *hostview.Request }
 
-func (r *request) Principal() string { return r.PeerURISAN() }
+func (r request) Principal() string { return r.PeerURISAN() }
 
 type stream struct {
 	types.DefaultHttpContext
@@ -138,7 +136,7 @@ type stream struct {
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	p := s.p
-	d := p.router.Decide(&s.req, core.Env{Now: time.Now(), Random: rand.Uint64(), Store: p.store})
+	d := p.router.Decide(s.req, core.Env{Now: time.Now(), Random: rand.Uint64(), Store: p.store})
 	// Replace, never add: this also overwrites a spoofed client value, and
 	// Envoy clears the route cache on the change, so the route table matches
 	// the decision. Through the view, so that the mirror copies what goes
@@ -172,7 +170,7 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 // at least sends it to the route table's default.
 func (s *stream) headerFailed(err error) types.Action {
 	s.p.m.header.Increment(1)
-	if rmErr := proxywasm.RemoveHttpRequestHeader(s.p.router.RouteHeader()); rmErr == nil {
+	if rmErr := s.req.RemoveHeader(s.p.router.RouteHeader()); rmErr == nil {
 		proxywasm.LogErrorf("canary: set %s: %v; header removed, default route", s.p.router.RouteHeader(), err)
 		return types.ActionContinue
 	}
@@ -185,8 +183,8 @@ func (s *stream) headerFailed(err error) types.Action {
 // reply is dropped; Envoy abandons it if the request ends first.
 func (s *stream) mirror() {
 	m := s.p.router.Mirror()
-	_, err := proxywasm.DispatchHttpCall(m.Cluster, m.Headers(&s.req), nil, nil,
-		uint32(m.Timeout/time.Millisecond), registry.Callback(Name, false, ignoreReply))
+	_, err := proxywasm.DispatchHttpCall(m.Cluster, m.Headers(s.req), nil, nil,
+		uint32(m.Timeout/time.Millisecond), registry.Callback(Name, nil, ignoreReply))
 	if err != nil {
 		s.p.m.mirrorErrors.Increment(1)
 		proxywasm.LogWarnf("canary: mirror to %s: %v", m.Cluster, err)

@@ -16,7 +16,7 @@ import (
 type vmContext struct{ types.DefaultVMContext }
 
 func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
-	return canary.Filter.NewPluginContext(id)
+	return canary.Filter.PluginContext(id)
 }
 
 func emulate(t *testing.T, config string) (proxytest.HostEmulator, types.OnPluginStartStatus) {

@@ -9,7 +9,7 @@
 package ratelimit
 
 import (
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -27,9 +27,9 @@ const Name = "ratelimit"
 // limiter that cannot judge a request must not wave it through unseen (the
 // panic is logged at critical level and counted in meshwasm.ratelimit.panics).
 var Filter = registry.Filter{
-	Name:             Name,
-	NewPluginContext: func(uint32) types.PluginContext { return &plugin{} },
-	DenyStatus:       503,
+	Name:       Name,
+	NewStage:   func() registry.Stage { return &plugin{} },
+	DenyStatus: 503,
 }
 
 // MetricPrefix starts every metric name: meshwasm.ratelimit.<rule>.<metric>.
@@ -42,24 +42,21 @@ const AbandonedMetric = MetricPrefix + "shaping_abandoned"
 // plugin is one root context: one Limiter and one shaping queue per VM
 // (per Envoy worker); the workers meet only in shared data.
 type plugin struct {
-	types.DefaultPluginContext
-	limiter   *core.Limiter
-	queue     *core.Queue
+	limiter *core.Limiter
+	queue   *core.Queue
+	// waiting resumes each shaped stream, by context id.
+	waiting   map[uint32]func()
 	counters  []proxywasm.MetricCounter
 	abandoned proxywasm.MetricCounter
 	due       []uint32
 }
 
-func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
-	data, err := proxywasm.GetPluginConfiguration()
-	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
-		proxywasm.LogCriticalf("ratelimit: read configuration: %v", err)
-		return types.OnPluginStartStatusFailed
-	}
+// Start parses the configuration and defines the metrics; shaping rules
+// need the tick.
+func (p *plugin) Start(data []byte) (time.Duration, error) {
 	cfg, err := core.Parse(data)
 	if err != nil {
-		proxywasm.LogCriticalf("ratelimit: configuration refused: %v", err)
-		return types.OnPluginStartStatusFailed
+		return 0, fmt.Errorf("configuration refused: %w", err)
 	}
 	metrics := core.Metrics()
 	for _, rule := range cfg.RuleNames() {
@@ -73,23 +70,20 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		Recorder: recorder{counters: p.counters, perRule: len(metrics)},
 	})
 	if err != nil {
-		proxywasm.LogCriticalf("ratelimit: %v", err)
-		return types.OnPluginStartStatusFailed
+		return 0, err
 	}
-	if tick := cfg.TickPeriod(); tick > 0 {
+	tick := cfg.TickPeriod()
+	if tick > 0 {
 		p.queue = core.NewQueue()
+		p.waiting = map[uint32]func(){}
 		p.abandoned = proxywasm.DefineCounterMetric(AbandonedMetric)
-		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(tick / time.Millisecond)); err != nil {
-			proxywasm.LogCriticalf("ratelimit: set tick period: %v", err)
-			return types.OnPluginStartStatusFailed
-		}
 	}
-	proxywasm.LogInfof("ratelimit: started with %d rules (tick %v)", len(cfg.RuleNames()), cfg.TickPeriod())
-	return types.OnPluginStartStatusOK
+	proxywasm.LogInfof("ratelimit: started with %d rules (tick %v)", len(cfg.RuleNames()), tick)
+	return tick, nil
 }
 
-func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
-	return &stream{plugin: p, id: contextID}
+func (p *plugin) NewStream(contextID uint32, view *hostview.Request, resume func()) types.HttpContext {
+	return &stream{plugin: p, id: contextID, req: view, resume: resume}
 }
 
 // OnTick resumes the shaped requests whose delay has passed. Each worker
@@ -106,8 +100,10 @@ func (p *plugin) OnTick() {
 			proxywasm.LogWarnf("ratelimit: resume stream %d: %v", id, err)
 			continue
 		}
-		if err := proxywasm.ResumeHttpRequest(); err != nil {
-			proxywasm.LogWarnf("ratelimit: resume stream %d: %v", id, err)
+		resume := p.waiting[id]
+		delete(p.waiting, id)
+		if resume != nil {
+			resume()
 		}
 	}
 }

@@ -21,7 +21,9 @@ type stream struct {
 	types.DefaultHttpContext
 	plugin *plugin
 	id     uint32
-	req    hostview.Request
+	req    *hostview.Request
+	// resume continues the request after a global reply or a delay.
+	resume func()
 	// respHeaders are the RateLimit headers for an admitted request when
 	// response.headersOnAllowed is set; nil otherwise (and on denials, whose
 	// local reply already carries them).
@@ -31,7 +33,7 @@ type stream struct {
 }
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
-	d := s.plugin.limiter.Check(&s.req)
+	d := s.plugin.limiter.Check(s.req)
 	if d.Verdict == core.Call {
 		return s.dispatch(d.Call)
 	}
@@ -46,9 +48,7 @@ func (s *stream) apply(d core.Decision, resume bool) types.Action {
 	case core.Allow:
 		s.respHeaders = l.Headers(&d)
 		if resume {
-			if err := proxywasm.ResumeHttpRequest(); err != nil {
-				proxywasm.LogErrorf("ratelimit: resume after global reply: %v", err)
-			}
+			s.resume()
 		}
 		return types.ActionContinue
 	case core.Delay:
@@ -61,6 +61,7 @@ func (s *stream) apply(d core.Decision, resume bool) types.Action {
 		s.respHeaders = l.Headers(&d)
 		s.shaped = true
 		s.plugin.queue.Add(s.id, time.Now().Add(d.Delay))
+		s.plugin.waiting[s.id] = s.resume
 		return types.ActionPause
 	}
 	return s.deny(d)
@@ -81,7 +82,7 @@ func (s *stream) deny(d core.Decision) types.Action {
 func (s *stream) dispatch(call *core.GlobalCall) types.Action {
 	timeout := uint32(max(call.Timeout/time.Millisecond, 1))
 	_, err := proxywasm.DispatchHttpCall(call.Cluster, call.Headers, call.Body, nil, timeout,
-		registry.Callback(Name, true, func(numHeaders, bodySize, _ int) { s.onReply(call, numHeaders, bodySize) }))
+		registry.Callback(Name, s.resume, func(numHeaders, bodySize, _ int) { s.onReply(call, numHeaders, bodySize) }))
 	if err != nil {
 		proxywasm.LogErrorf("ratelimit: dispatch to %s: %v", call.Cluster, err)
 		return s.apply(s.plugin.limiter.Complete(call, 0, nil), false)
@@ -109,7 +110,11 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 // OnHttpStreamDone drops a shaped request whose client went away before its
 // turn: its slot stays charged (as in nginx), but it is never resumed.
 func (s *stream) OnHttpStreamDone() {
-	if s.shaped && s.plugin.queue.Remove(s.id) {
+	if !s.shaped {
+		return
+	}
+	delete(s.plugin.waiting, s.id)
+	if s.plugin.queue.Remove(s.id) {
 		s.plugin.abandoned.Increment(1)
 	}
 }

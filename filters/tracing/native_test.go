@@ -16,7 +16,7 @@ import (
 type vmContext struct{ types.DefaultVMContext }
 
 func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
-	return tracing.Filter.NewPluginContext(id)
+	return tracing.Filter.PluginContext(id)
 }
 
 func TestNative_PropagatesAndExports(t *testing.T) {

@@ -16,7 +16,7 @@ package tracing
 
 import (
 	"crypto/rand"
-	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -36,8 +36,8 @@ const Name = "tracing"
 // The registry logs the panic at critical level and counts it in
 // meshwasm.tracing.panics.
 var Filter = registry.Filter{
-	Name:             Name,
-	NewPluginContext: func(uint32) types.PluginContext { return &plugin{} },
+	Name:     Name,
+	NewStage: func() registry.Stage { return &plugin{} },
 }
 
 // Filter-level counters, next to the core's metrics (tracer.Metrics()).
@@ -61,7 +61,6 @@ type metric struct {
 // plugin is one root context: one Tracer (immutable) and one Exporter (this
 // VM's span queue).
 type plugin struct {
-	types.DefaultPluginContext
 	tracer                           *core.Tracer
 	exporter                         *core.Exporter
 	metrics                          []metric
@@ -76,16 +75,12 @@ type plugin struct {
 	inFlight uint32
 }
 
-func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
-	data, err := proxywasm.GetPluginConfiguration()
-	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
-		proxywasm.LogCriticalf("tracing: read configuration: %v", err)
-		return types.OnPluginStartStatusFailed
-	}
+// Start parses the configuration and defines the metrics; an exporter
+// flushes from the tick.
+func (p *plugin) Start(data []byte) (time.Duration, error) {
 	t, err := core.Parse(data)
 	if err != nil {
-		proxywasm.LogCriticalf("tracing: configuration refused: %v", err)
-		return types.OnPluginStartStatusFailed
+		return 0, fmt.Errorf("configuration refused: %w", err)
 	}
 	p.tracer = t
 	for _, m := range t.Metrics() {
@@ -100,19 +95,19 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	}
 	p.startErr = proxywasm.DefineCounterMetric(MetricStartErrors)
 	p.headerErr = proxywasm.DefineCounterMetric(MetricHeaderErrors)
+	var tick time.Duration
 	if exp := t.Export(); exp != nil {
 		p.exporter = t.NewExporter()
 		p.dispatchErr = proxywasm.DefineCounterMetric(MetricDispatchErrors)
-		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(max(exp.FlushPeriod/time.Millisecond, 1))); err != nil {
-			proxywasm.LogCriticalf("tracing: set tick period: %v", err)
-			return types.OnPluginStartStatusFailed
-		}
+		tick = exp.FlushPeriod
 	}
 	proxywasm.LogInfof("%v", t)
-	return types.OnPluginStartStatusOK
+	return tick, nil
 }
 
-func (p *plugin) NewHttpContext(uint32) types.HttpContext { return &stream{p: p} }
+func (p *plugin) NewStream(_ uint32, view *hostview.Request, _ func()) types.HttpContext {
+	return &stream{p: p, req: view}
+}
 
 // OnTick sends the next batch, if one is due.
 func (p *plugin) OnTick() { p.flush() }
@@ -131,7 +126,7 @@ func (p *plugin) flush() {
 	timeout := uint32(max(c.Timeout/time.Millisecond, 1))
 	var id uint32
 	id, err := proxywasm.DispatchHttpCall(c.Cluster, c.Headers, c.Body, nil, timeout,
-		registry.Callback(Name, false, func(numHeaders, bodySize, _ int) { p.onReply(id, numHeaders, bodySize) }))
+		registry.Callback(Name, nil, func(numHeaders, bodySize, _ int) { p.onReply(id, numHeaders, bodySize) }))
 	p.inFlight = id
 	if err != nil {
 		// The host refused the call outright: count it as a failed attempt,
@@ -197,7 +192,7 @@ func (p *plugin) release(h *core.Hop) {
 type stream struct {
 	types.DefaultHttpContext
 	p   *plugin
-	req hostview.Request
+	req *hostview.Request
 	hop *core.Hop // nil: not traced (headers never seen, or no random ids)
 	// status is the response status, 0 until response headers pass.
 	status int
@@ -208,7 +203,7 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	h := p.hop()
 	// crypto/rand reads WASI random_get, which Envoy serves from its own
 	// CSPRNG; time.Now reads WASI's wall clock.
-	if err := p.tracer.Start(h, &s.req, rand.Reader, time.Now()); err != nil {
+	if err := p.tracer.Start(h, s.req, rand.Reader, time.Now()); err != nil {
 		// Explicit failure mode: the request continues untraced and
 		// unchanged (its incoming context, if any, passes through), counted.
 		p.release(h)
@@ -220,9 +215,9 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	for _, op := range h.RequestHeaders() {
 		var err error
 		if op.Remove {
-			err = proxywasm.RemoveHttpRequestHeader(op.Name)
+			err = s.req.RemoveHeader(op.Name)
 		} else {
-			err = proxywasm.ReplaceHttpRequestHeader(op.Name, op.Value)
+			err = s.req.ReplaceHeader(op.Name, op.Value)
 		}
 		if err != nil {
 			p.headerErr.Increment(1)

@@ -9,8 +9,6 @@ import (
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
-
-	"github.com/meshwasm/meshwasm/filters/internal/registry"
 )
 
 // The SDK's dispatch functions. v0.24.0 is the SDK's final release (the
@@ -78,8 +76,6 @@ func sdkOnUpstreamData(contextID uint32, dataSize int, endOfStream bool) types.A
 func sdkOnUpstreamConnectionClose(contextID uint32, peer types.PeerType)
 
 var mem pinner
-
-func init() { proxywasm.SetVMContext(registry.VMContext()) }
 
 //go:wasmexport proxy_abi_version_0_2_0
 func abiVersion() {}

@@ -21,11 +21,26 @@ import (
 // crossing that returns data costs a re-entry into the module to allocate the
 // reply. The zero value is ready to use; a Request must not outlive its
 // stream. Header reads reflect the headers as they were at the first read;
-// ReplaceHeader keeps the view in step with the filter's own changes.
+// ReplaceHeader and RemoveHeader keep the view in step with the filters' own
+// changes. In the pipeline every filter of a stream shares one Request, so a
+// header or property is read from the host once per request, not once per
+// filter.
 type Request struct {
 	headers                                  Headers
 	method, path, source, principal          string
 	haveMethod, havePath, haveSource, haveID bool
+	// props remembers the properties read so far (a request reads a
+	// handful): a linear scan beats a map here and allocates nothing.
+	props  [maxCachedProps]cachedProp
+	nProps int
+}
+
+// maxCachedProps bounds the property cache; reads beyond it go to the host.
+const maxCachedProps = 8
+
+type cachedProp struct {
+	path, value string
+	ok          bool
 }
 
 // Header returns a request header (lowercase name); every value of a
@@ -39,6 +54,16 @@ func (r *Request) ReplaceHeader(name, value string) error {
 		return err
 	}
 	r.headers.replace(name, value)
+	return nil
+}
+
+// RemoveHeader removes a request header on the host and in the view. A
+// header that was not there is not an error.
+func (r *Request) RemoveHeader(name string) error {
+	if err := proxywasm.RemoveHttpRequestHeader(name); err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
+		return err
+	}
+	r.headers.remove(name)
 	return nil
 }
 
@@ -88,11 +113,22 @@ func (r *Request) Principal() string {
 // "connection.requested_server_name". Values are returned as raw bytes
 // converted to a string; numeric attributes are little-endian integers.
 func (r *Request) Property(path string) (string, bool) {
-	v, err := property(lookupPropertyPath(path))
-	if err != nil {
-		return "", false
+	for i := range r.props[:r.nProps] {
+		if c := &r.props[i]; c.path == path {
+			return c.value, c.ok
+		}
 	}
-	return hostString(v), true
+	var value string
+	v, err := property(lookupPropertyPath(path))
+	ok := err == nil
+	if ok {
+		value = hostString(v)
+	}
+	if r.nProps < maxCachedProps {
+		r.props[r.nProps] = cachedProp{path: path, value: value, ok: ok}
+		r.nProps++
+	}
+	return value, ok
 }
 
 // ResponseHeader returns a response header (lowercase name), e.g. ":status".

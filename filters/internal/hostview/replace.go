@@ -7,11 +7,20 @@ func (h *Headers) replace(name, value string) {
 	if !h.loaded {
 		return
 	}
+	h.remove(name)
+	h.pairs = append(h.pairs, [2]string{name, value})
+}
+
+// remove mirrors a proxy_remove_header_map_value the filter made.
+func (h *Headers) remove(name string) {
+	if !h.loaded {
+		return
+	}
 	kept := h.pairs[:0]
 	for _, p := range h.pairs {
 		if !sameName(p[0], name) {
 			kept = append(kept, p)
 		}
 	}
-	h.pairs = append(kept, [2]string{name, value})
+	h.pairs = kept
 }

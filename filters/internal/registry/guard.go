@@ -31,10 +31,10 @@ func counterFor(name string) *panicCounter {
 
 // Callback contains panics in a callout callback of the named filter, which
 // the SDK calls outside any callback the registry wraps. When the callout was
-// made for a request the filter paused (paused true), a panic answers that
-// request with the filter's DenyStatus, or resumes it when the filter fails
-// open: a request never stays paused because its filter crashed.
-func Callback(name string, paused bool, cb func(numHeaders, bodySize, numTrailers int)) func(int, int, int) {
+// made for a request the filter paused (resume is not nil), a panic answers
+// that request with the filter's DenyStatus, or resumes it when the filter
+// fails open: a request never stays paused because its filter crashed.
+func Callback(name string, resume func(), cb func(numHeaders, bodySize, numTrailers int)) func(int, int, int) {
 	return func(numHeaders, bodySize, numTrailers int) {
 		defer func() {
 			r := recover()
@@ -42,7 +42,7 @@ func Callback(name string, paused bool, cb func(numHeaders, bodySize, numTrailer
 				return
 			}
 			counterFor(name).report("callout callback", r)
-			if !paused {
+			if resume == nil {
 				return
 			}
 			f, _ := lookupName(name)
@@ -50,7 +50,7 @@ func Callback(name string, paused bool, cb func(numHeaders, bodySize, numTrailer
 				sendDeny(f.DenyStatus)
 				return
 			}
-			_ = proxywasm.ResumeHttpRequest()
+			resume()
 		}()
 		cb(numHeaders, bodySize, numTrailers)
 	}

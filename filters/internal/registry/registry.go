@@ -24,7 +24,11 @@ import (
 type Filter struct {
 	// Name is the root id that selects the filter, e.g. "authz".
 	Name string
-	// NewPluginContext creates the filter's plugin (root) context.
+	// NewStage creates the filter as a Stage: the registry runs it as its
+	// own plugin, and the pipeline filter can run it as one of its steps.
+	NewStage func() Stage
+	// NewPluginContext creates the plugin (root) context of a filter that is
+	// not a Stage (test modules).
 	NewPluginContext func(contextID uint32) types.PluginContext
 	// DenyStatus, when non-zero, is the status of the local reply sent when
 	// filter code panics while handling a request: an authorization filter
@@ -37,8 +41,8 @@ var filters []Filter
 
 // Register adds a filter. It is called from a filter's main package init.
 func Register(f Filter) {
-	if f.Name == "" || f.NewPluginContext == nil {
-		panic("registry: filter needs a name and a plugin context constructor")
+	if f.Name == "" || (f.NewPluginContext == nil) == (f.NewStage == nil) {
+		panic("registry: filter needs a name and one of NewStage or NewPluginContext")
 	}
 	for _, g := range filters {
 		if g.Name == f.Name {
@@ -117,7 +121,7 @@ func (p *pluginContext) OnPluginStart(configSize int) (status types.OnPluginStar
 	p.filter = f
 	p.panics = counterFor(f.Name)
 	defer p.recoverPlugin("OnPluginStart", func() { status = types.OnPluginStartStatusFailed })
-	p.inner = f.NewPluginContext(p.contextID)
+	p.inner = f.PluginContext(p.contextID)
 	return p.inner.OnPluginStart(configSize)
 }
 

@@ -88,7 +88,11 @@ func TestLookup_Empty(t *testing.T) {
 func TestRegister_Errors(t *testing.T) {
 	withFilters(t, filter("authz", "", 0))
 	require.PanicsWithValue(t, "registry: filter authz registered twice", func() { Register(filter("authz", "", 0)) })
-	require.PanicsWithValue(t, "registry: filter needs a name and a plugin context constructor", func() { Register(Filter{Name: "x"}) })
+	const want = "registry: filter needs a name and one of NewStage or NewPluginContext"
+	require.PanicsWithValue(t, want, func() { Register(Filter{Name: "x"}) })
+	require.PanicsWithValue(t, want, func() {
+		Register(Filter{Name: "x", NewStage: func() Stage { return nil }, NewPluginContext: func(uint32) types.PluginContext { return nil }})
+	})
 }
 
 func emulate(t *testing.T, rootID string) (proxytest.HostEmulator, types.OnPluginStartStatus) {
@@ -171,9 +175,16 @@ type calloutStream struct {
 	paused bool
 }
 
+func (s *calloutStream) resume() func() {
+	if s.paused {
+		return ResumeRequest
+	}
+	return nil
+}
+
 func (s *calloutStream) OnHttpRequestHeaders(int, bool) types.Action {
 	_, err := proxywasm.DispatchHttpCall("svc", [][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "svc"}}, nil, nil, 100,
-		Callback("f", s.paused, func(int, int, int) { panic("boom in callout") }))
+		Callback("f", s.resume(), func(int, int, int) { panic("boom in callout") }))
 	if err != nil {
 		panic(err)
 	}
