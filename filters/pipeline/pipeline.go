@@ -1,0 +1,266 @@
+// Package pipeline runs several meshwasm filters as ONE Envoy plugin: one
+// root context, one HTTP context per request, one set of callbacks and one
+// read of the request headers and connection properties shared by every
+// filter, where a chain of plugins pays each of those once per filter.
+//
+// The configuration lists the stages in the order they see the request:
+//
+//	{"stages": [
+//	  {"filter": "tracing",   "config": {...}},
+//	  {"filter": "authz",     "config": {...}},
+//	  {"filter": "ratelimit", "config": {...}},
+//	  {"filter": "canary",    "config": {...}}
+//	]}
+//
+// Each config is exactly what the filter takes as its own plugin, and each
+// filter keeps its metric names, its shared-data keys and its declared
+// failure outcome: a panic in authz still answers 403 while one in tracing
+// lets the request through. Semantics are those of the same filters chained
+// in Envoy: a stage that answers the request (a 403, a 429) stops the later
+// stages, a stage awaiting a callout or a shaping delay holds them until it
+// resumes, and responses pass through every stage in reverse order, local
+// replies included.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshwasm/meshwasm/filters/internal/hostview"
+	"github.com/meshwasm/meshwasm/filters/internal/registry"
+	"github.com/meshwasm/meshwasm/internal/confjson"
+)
+
+// Name is the pipeline's root id.
+const Name = "pipeline"
+
+// Filter registers the pipeline. Each stage's panics are contained with the
+// stage's own outcome; DenyStatus covers the pipeline's own code, and fails
+// closed because the pipeline may be carrying authz.
+var Filter = registry.Filter{
+	Name:             Name,
+	NewPluginContext: func(uint32) types.PluginContext { return &plugin{} },
+	DenyStatus:       403,
+}
+
+type plugin struct {
+	types.DefaultPluginContext
+	stages []stage
+}
+
+// stage is one filter of the pipeline with its tick bookkeeping.
+type stage struct {
+	name  string
+	impl  registry.Stage
+	guard *registry.Guard
+	tick  time.Duration
+	due   time.Time
+}
+
+func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
+	data, err := proxywasm.GetPluginConfiguration()
+	if err != nil && !errors.Is(err, types.ErrorStatusNotFound) {
+		proxywasm.LogCriticalf("pipeline: read configuration: %v", err)
+		return types.OnPluginStartStatusFailed
+	}
+	tick, err := p.start(data)
+	if err != nil {
+		proxywasm.LogCriticalf("pipeline: configuration refused: %v", err)
+		return types.OnPluginStartStatusFailed
+	}
+	if tick > 0 {
+		if err := proxywasm.SetTickPeriodMilliSeconds(registry.TickMillis(tick)); err != nil {
+			proxywasm.LogCriticalf("pipeline: set tick period: %v", err)
+			return types.OnPluginStartStatusFailed
+		}
+	}
+	names := make([]string, len(p.stages))
+	for i, s := range p.stages {
+		names[i] = s.name
+	}
+	proxywasm.LogInfof("pipeline: started: %s", strings.Join(names, " -> "))
+	return types.OnPluginStartStatusOK
+}
+
+// start reads the stage list and starts every stage; it returns the tick
+// period the pipeline needs: the shortest any stage asked for.
+func (p *plugin) start(data []byte) (time.Duration, error) {
+	root, err := confjson.Parse(data)
+	if err != nil {
+		return 0, err
+	}
+	if err := root.Object("stages"); err != nil {
+		return 0, err
+	}
+	list, err := root.Get("stages").Array()
+	if err != nil {
+		return 0, err
+	}
+	if len(list) == 0 {
+		return 0, root.Get("stages").Errorf("required: at least one stage")
+	}
+	var tick time.Duration
+	seen := map[string]bool{}
+	for _, n := range list {
+		if err := n.Object("filter", "config"); err != nil {
+			return 0, err
+		}
+		if !n.Exists() {
+			return 0, n.Errorf("must be an object")
+		}
+		name, err := n.Get("filter").String()
+		if err != nil {
+			return 0, err
+		}
+		f, ok := registry.LookupStage(name)
+		if !ok {
+			return 0, n.Get("filter").Errorf("unknown filter %q (want one of %s)", name, strings.Join(registry.StageNames(), ", "))
+		}
+		if seen[name] {
+			return 0, n.Get("filter").Errorf("filter %q appears twice", name)
+		}
+		seen[name] = true
+		cfg := n.Get("config")
+		var raw []byte
+		if cfg.Exists() {
+			if !isObject(cfg) {
+				return 0, cfg.Errorf("must be an object")
+			}
+			raw = []byte(cfg.Raw())
+		}
+		impl := f.NewStage()
+		t, err := impl.Start(raw)
+		if err != nil {
+			return 0, fmt.Errorf("%s (%s): %w", cfg.Path(), name, err)
+		}
+		p.stages = append(p.stages, stage{name: name, impl: impl, guard: registry.NewGuard(f), tick: t})
+		if t > 0 && (tick == 0 || t < tick) {
+			tick = t
+		}
+	}
+	return tick, nil
+}
+
+// isObject reports whether a present value is a JSON object.
+func isObject(n confjson.Node) bool {
+	raw := strings.TrimSpace(n.Raw())
+	return strings.HasPrefix(raw, "{")
+}
+
+// OnTick gives each stage its tick at the stage's own period.
+func (p *plugin) OnTick() {
+	now := time.Now()
+	for i := range p.stages {
+		s := &p.stages[i]
+		if s.tick == 0 || now.Before(s.due) {
+			continue
+		}
+		s.due = now.Add(s.tick)
+		s.guard.Do("OnTick", s.impl.OnTick)
+	}
+}
+
+func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
+	st := &stream{stages: make([]types.HttpContext, len(p.stages))}
+	for i, s := range p.stages {
+		st.stages[i] = s.guard.Stream(s.impl.NewStream(contextID, &st.view, st.resume))
+	}
+	return st
+}
+
+// stream is one request through every stage.
+type stream struct {
+	types.DefaultHttpContext
+	view   hostview.Request
+	stages []types.HttpContext
+	// next is the first stage that has not seen the request headers.
+	next        int
+	numHeaders  int
+	endOfStream bool
+}
+
+func (s *stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) types.Action {
+	s.numHeaders, s.endOfStream = numHeaders, endOfStream
+	return s.runFrom(0)
+}
+
+// runFrom passes the request headers to the stages from i on, stopping at
+// the first that does not continue: it answered the request, or will resume
+// it.
+func (s *stream) runFrom(i int) types.Action {
+	for ; i < len(s.stages); i++ {
+		s.next = i + 1
+		if a := s.stages[i].OnHttpRequestHeaders(s.numHeaders, s.endOfStream); a != types.ActionContinue {
+			return a
+		}
+	}
+	return types.ActionContinue
+}
+
+// resume is every stage's resume hook: the stage that paused is done with
+// the request, so the stages after it see it now, and Envoy gets the request
+// back once the last one continues.
+func (s *stream) resume() {
+	if s.runFrom(s.next) == types.ActionContinue {
+		registry.ResumeRequest()
+	}
+}
+
+// Request bodies and trailers go to the stages that have seen the headers.
+func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	for _, st := range s.stages[:s.next] {
+		if a := st.OnHttpRequestBody(bodySize, endOfStream); a != types.ActionContinue {
+			return a
+		}
+	}
+	return types.ActionContinue
+}
+
+func (s *stream) OnHttpRequestTrailers(numTrailers int) types.Action {
+	for _, st := range s.stages[:s.next] {
+		if a := st.OnHttpRequestTrailers(numTrailers); a != types.ActionContinue {
+			return a
+		}
+	}
+	return types.ActionContinue
+}
+
+// Responses pass every stage in reverse order, as through Envoy's encoder
+// chain: a local reply too, which Envoy also hands to the filter that sent it.
+func (s *stream) OnHttpResponseHeaders(numHeaders int, endOfStream bool) types.Action {
+	for i := len(s.stages) - 1; i >= 0; i-- {
+		if a := s.stages[i].OnHttpResponseHeaders(numHeaders, endOfStream); a != types.ActionContinue {
+			return a
+		}
+	}
+	return types.ActionContinue
+}
+
+func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
+	for i := len(s.stages) - 1; i >= 0; i-- {
+		if a := s.stages[i].OnHttpResponseBody(bodySize, endOfStream); a != types.ActionContinue {
+			return a
+		}
+	}
+	return types.ActionContinue
+}
+
+func (s *stream) OnHttpResponseTrailers(numTrailers int) types.Action {
+	for i := len(s.stages) - 1; i >= 0; i-- {
+		if a := s.stages[i].OnHttpResponseTrailers(numTrailers); a != types.ActionContinue {
+			return a
+		}
+	}
+	return types.ActionContinue
+}
+
+func (s *stream) OnHttpStreamDone() {
+	for _, st := range s.stages {
+		st.OnHttpStreamDone()
+	}
+}
