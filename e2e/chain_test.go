@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 
 	core "github.com/meshwasm/meshwasm/canary"
 	"github.com/meshwasm/meshwasm/e2e/harness"
@@ -122,6 +123,8 @@ func TestChain_Envoy(t *testing.T) {
 	}{
 		{name: "four modules", file: "envoy/chain/envoy.yaml", vmsPerThread: 4},
 		{name: "suite module", file: "envoy/chain/envoy-suite.yaml", vmsPerThread: 1},
+		// The four filters as one plugin: the pipeline in build/suite.wasm.
+		{name: "pipeline", file: "envoy/chain/envoy-pipeline.yaml", vmsPerThread: 1},
 		// The suite module with a different VM environment in each plugin, as istiod
 		// writes it (ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION, each WasmPlugin's own
 		// resource version): Envoy keys VMs by environment variables too, so one module
@@ -316,10 +319,13 @@ func runChain(t *testing.T, topo *harness.Topology, file string, workers int, vm
 func chainV1User(t *testing.T, file string) string {
 	t.Helper()
 	for _, p := range wasmPlugins(t, filepath.Join("..", file)) {
-		if p.RootID != "canary" {
+		config := p.Config
+		if p.RootID == "pipeline" {
+			config = stageConfig(t, p.Config, "canary")
+		} else if p.RootID != "canary" {
 			continue
 		}
-		router, err := core.Parse([]byte(p.Config))
+		router, err := core.Parse([]byte(config))
 		require.NoError(t, err)
 		for id := 1; id < 10_000; id += 2 {
 			if router.Decide(canaryReq{"x-user-id": strconv.Itoa(id)}, core.Env{}).Version == "v1" {
@@ -328,5 +334,18 @@ func chainV1User(t *testing.T, file string) string {
 		}
 	}
 	t.Fatalf("%s: no canary plugin or no odd user routed to v1", file)
+	return ""
+}
+
+// stageConfig is the configuration of the named stage in a pipeline
+// configuration.
+func stageConfig(t *testing.T, pipeline, filter string) string {
+	t.Helper()
+	for _, st := range gjson.Get(pipeline, "stages").Array() {
+		if st.Get("filter").String() == filter {
+			return st.Get("config").Raw
+		}
+	}
+	t.Fatalf("pipeline has no %s stage: %s", filter, pipeline)
 	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshwasm/meshwasm/e2e/harness"
@@ -309,6 +310,41 @@ func TestChain_SuiteMatchesFourModules(t *testing.T) {
 	}
 	want := load("../envoy/chain/envoy.yaml", modules...)
 	require.Equal(t, want, load("../envoy/chain/envoy-suite.yaml"))
+}
+
+// TestChain_PipelineMatchesSuite: envoy/chain/envoy-pipeline.yaml is envoy-suite.yaml
+// with the four plugins folded into one pipeline plugin whose stages are the four
+// plugins' configurations, in the chain's order; nothing outside the filter list
+// differs.
+func TestChain_PipelineMatchesSuite(t *testing.T) {
+	suite := wasmPlugins(t, "../envoy/chain/envoy-suite.yaml")
+	pipeline := wasmPlugins(t, "../envoy/chain/envoy-pipeline.yaml")
+	require.Len(t, pipeline, 1)
+	p := pipeline[0]
+	require.Equal(t, "pipeline", p.RootID)
+	require.Equal(t, "build/suite.wasm", p.Module)
+	require.Equal(t, "meshwasm", p.VMID)
+	require.Equal(t, "FAIL_CLOSED", p.FailurePolicy, "the pipeline carries authz")
+	stages := gjson.Get(p.Config, "stages").Array()
+	require.Len(t, stages, len(chainOrder))
+	for i, id := range chainOrder {
+		require.Equal(t, id, stages[i].Get("filter").String())
+		require.Equal(t, id, suite[i].RootID)
+		require.JSONEq(t, suite[i].Config, stages[i].Get("config").Raw, "stage %s", id)
+	}
+
+	// Outside http_filters the two bootstraps are the same document.
+	withoutFilters := func(file string) any {
+		raw, err := os.ReadFile(file)
+		require.NoError(t, err)
+		var doc map[string]any
+		require.NoError(t, yaml.Unmarshal(raw, &doc))
+		hcm := doc["static_resources"].(map[string]any)["listeners"].([]any)[0].(map[string]any)["filter_chains"].([]any)[0].(map[string]any)["filters"].([]any)[0].(map[string]any)["typed_config"].(map[string]any)
+		filters := hcm["http_filters"].([]any)
+		hcm["http_filters"] = filters[len(filters)-1:] // the router
+		return doc
+	}
+	require.Equal(t, withoutFilters("../envoy/chain/envoy-suite.yaml"), withoutFilters("../envoy/chain/envoy-pipeline.yaml"))
 }
 
 // TestCompose_EnvoyRunsChainSuite: the compose Envoy runs envoy/chain/envoy-suite.yaml
