@@ -300,6 +300,7 @@ func (r *runner) memory(t *testing.T, defs []scenarioDef, envoys []*envoy) {
 		{memoryNothing, "baseline", 0},
 		{memoryFour, chainScenario, 4 * memoryWorkers},
 		{memorySuite, suiteScenario, memoryWorkers},
+		{memoryPipeline, pipelineScenario, memoryWorkers},
 	} {
 		var e *envoy
 		for i, d := range defs {
@@ -345,6 +346,7 @@ func (r *runner) startup(t *testing.T) {
 		variants = append(variants, variant{m, oneModule(m, filepath.Join(r.build, m+".wasm"))})
 	}
 	variants = append(variants, variant{startupSuite, suiteChain(filepath.Join(r.build, "suite.wasm"))},
+		variant{startupPipeline, pipelinePlugin(filepath.Join(r.build, "suite.wasm"))},
 		variant{"four modules", fourModules(r.build)})
 	runs := make([][]float64, len(variants))
 	for rep := 0; rep < reps; rep++ {

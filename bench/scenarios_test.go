@@ -152,6 +152,7 @@ func scenarios(build string) []scenarioDef {
 		{Scenario: Scenario{Name: "tracing", Kind: KindOurs, Twin: "native-tracing"}, filters: alone("tracing")},
 		{Scenario: Scenario{Name: chainScenario, Kind: KindOurs, Twin: "native-chain"}, filters: chain4},
 		{Scenario: Scenario{Name: suiteScenario, Kind: KindOurs, Twin: "native-chain"}, filters: suite},
+		{Scenario: Scenario{Name: pipelineScenario, Kind: KindOurs, Twin: "native-chain"}, filters: pipelinePlugin(mod("suite"))},
 		{Scenario: Scenario{Name: "noop", Kind: KindFloor}, filters: []string{wasmFilter("noop", "noop", "noop", mod("noop"), "")}},
 		{Scenario: Scenario{Name: "noop4", Kind: KindFloor}, filters: noop4},
 	}
@@ -169,6 +170,16 @@ func suiteChain(path string) []string {
 		out = append(out, wasmFilter(f, f, "meshwasm", path, moduleConfigs[f]))
 	}
 	return out
+}
+
+// pipelinePlugin is the four filters as one pipeline plugin of the suite
+// module, with the same configurations in the same order.
+func pipelinePlugin(path string) []string {
+	var stages []string
+	for _, f := range chainOrder {
+		stages = append(stages, `{"filter": "`+f+`", "config": `+moduleConfigs[f]+`}`)
+	}
+	return []string{wasmFilter("meshwasm", "pipeline", "meshwasm", path, `{"stages": [`+strings.Join(stages, ", ")+`]}`)}
 }
 
 func fourModules(build string) []string {
