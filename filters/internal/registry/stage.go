@@ -121,3 +121,10 @@ func NewGuard(f Filter) *Guard {
 func (g *Guard) Stream(inner types.HttpContext) types.HttpContext {
 	return &httpContext{plugin: &g.plugin, inner: inner}
 }
+
+// Do runs one plugin-level callback of the filter (a tick), containing a
+// panic in it.
+func (g *Guard) Do(callback string, fn func()) {
+	defer g.plugin.recoverPlugin(callback, nil)
+	fn()
+}
