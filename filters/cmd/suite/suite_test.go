@@ -195,7 +195,7 @@ func TestSuite_UnknownRootID(t *testing.T) {
 	p := vm.StartPlugin(wasmhost.PluginOptions{RootID: "rate-limit", Config: []byte(configs["ratelimit"])})
 	require.False(t, p.Started())
 	require.NotEmpty(t, vm.LogsContaining(logCritical,
-		`meshwasm: root id "rate-limit" selects no filter in this module (want one of authz, canary, ratelimit, tracing)`),
+		`meshwasm: root id "rate-limit" selects no filter in this module (want one of authz, canary, pipeline, ratelimit, tracing)`),
 		"logs: %v", vm.Logs())
 	require.Equal(t, uint32(403), send(plugins["authz"], get("/api/payments/1")).LocalStatus)
 	require.Equal(t, "v2", header(send(plugins["canary"], get("/orders", "x-canary", "true")).RequestHeaders, "x-route-version"))
