@@ -53,17 +53,12 @@ var peer = map[string][]byte{
 	"connection.mtls":     {0},
 }
 
-// suite starts the four plugins in one VM of build/suite.wasm.
+// suite starts the four plugins in one VM of build/suite.wasm, for a
+// plain-text peer.
 func suite(t testing.TB) (*wasmhost.VM, map[string]*wasmhost.Plugin) {
 	t.Helper()
-	vm := wasmhost.Load(t, "suite").NewVM(wasmhost.VMOptions{VMID: "meshwasm"})
-	plugins := map[string]*wasmhost.Plugin{}
-	for _, id := range rootIDs {
-		p := vm.StartPlugin(wasmhost.PluginOptions{RootID: id, Config: []byte(configs[id]), Properties: peer})
-		require.True(t, p.Started(), "plugin %s did not start: %v", id, vm.Logs())
-		plugins[id] = p
-	}
-	return vm, plugins
+	plugins := startChain(t, peer)
+	return plugins[rootIDs[0]].VM(), plugins
 }
 
 // single starts build/<id>.wasm with the same plugin, in a VM of its own.
