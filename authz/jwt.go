@@ -411,7 +411,9 @@ func (e *Engine) verify(tok string, loc tokenLocation, now time.Time) (*tokenInf
 	if fail != JWTOK {
 		return nil, fail, p.index
 	}
-	info.token, info.gen = tok, st.gen
+	// The cache keeps the token past this request: a copy, so that it does
+	// not keep alive the block the host wrote the request headers into.
+	info.token, info.gen = strings.Clone(tok), st.gen
 	return info, JWTOK, p.index
 }
 

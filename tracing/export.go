@@ -3,6 +3,7 @@ package tracing
 import (
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // ExportResult is what a collector reply means for the batch it answered.
@@ -52,16 +53,49 @@ type Callout struct {
 	Timeout time.Duration
 }
 
+// spanRecord is one queued span. It owns its bytes: a request's strings
+// (path, tracestate, header attributes) are copied into text, because on Wasm
+// they are views of the memory the host wrote the request into, and a queued
+// view would keep that whole block alive for as long as the span waits. A
+// full queue of 2048 spans used to hold about 15 MiB that way. text is reused
+// from span to span, so a warm queue allocates nothing.
 type spanRecord struct {
-	ctx        SpanContext
+	ctx        SpanContext // TraceState unset: see traceState
 	reason     Reason
-	method     string
-	path       string
-	route      string
+	method     string // spanMethod's constant
+	route      string // from the configuration
 	status     int
 	start, end int64
-	attrs      []string
+	text       []byte
+	traceState textRef
+	path       textRef
+	attrs      []textRef
 	has        []bool
+}
+
+// maxKeptText is the buffer a queued span keeps for reuse once it has been
+// sent; longer ones are freed.
+const maxKeptText = 4 << 10
+
+// initialText is each queued span's room for its strings at start.
+const initialText = 128
+
+// textRef locates a string in spanRecord.text.
+type textRef struct{ off, n int }
+
+func (r *spanRecord) keep(s string) textRef {
+	ref := textRef{off: len(r.text), n: len(s)}
+	r.text = append(r.text, s...)
+	return ref
+}
+
+// str is a view of a kept string, valid until the record is reused; it is
+// only read while a batch is encoded.
+func (r *spanRecord) str(ref textRef) string {
+	if ref.n == 0 {
+		return ""
+	}
+	return unsafe.String(&r.text[ref.off], ref.n)
 }
 
 // Exporter queues finished sampled hops and turns them into OTLP/HTTP JSON
@@ -91,8 +125,12 @@ func (t *Tracer) NewExporter() *Exporter {
 		return nil
 	}
 	e := &Exporter{t: t, cfg: t.export, ring: make([]spanRecord, t.export.QueueSize)}
+	// Each record starts with room for a typical path and tracestate, carved
+	// from one block; a longer value grows that record alone.
+	text := make([]byte, len(e.ring)*initialText)
 	for i := range e.ring {
-		e.ring[i].attrs = make([]string, len(t.attrs))
+		e.ring[i].text = text[i*initialText : i*initialText : (i+1)*initialText]
+		e.ring[i].attrs = make([]textRef, len(t.attrs))
 		e.ring[i].has = make([]bool, len(t.attrs))
 	}
 	e.headers = [][2]string{
@@ -121,9 +159,15 @@ func (e *Exporter) Add(h *Hop) bool {
 	r := &e.ring[(e.head+e.n)%len(e.ring)]
 	e.n++
 	r.ctx, r.reason = h.Context, h.Decision.Reason
-	r.method, r.path, r.route, r.status = h.Method, h.Path, h.Route, h.Status
+	r.ctx.TraceState = ""
+	r.method, r.route, r.status = spanMethod(h.Method), h.Route, h.Status
 	r.start, r.end = h.Start.UnixNano(), h.End.UnixNano()
-	copy(r.attrs, h.attrs)
+	r.text = r.text[:0]
+	r.traceState = r.keep(h.Context.TraceState)
+	r.path = r.keep(h.Path)
+	for i := range r.attrs {
+		r.attrs[i] = r.keep(h.attrs[i])
+	}
 	copy(r.has, h.hasAttr)
 	return true
 }
@@ -183,8 +227,11 @@ func (e *Exporter) Done(status int) ExportResult {
 func (e *Exporter) pop(k int) {
 	for i := 0; i < k; i++ {
 		r := &e.ring[(e.head+i)%len(e.ring)]
-		clear(r.attrs)
-		r.ctx.TraceState, r.method, r.path, r.route = "", "", "", ""
+		r.text = r.text[:0]
+		// A record that once kept a very long value gives its buffer back.
+		if cap(r.text) > maxKeptText {
+			r.text = nil
+		}
 	}
 	e.head = (e.head + k) % len(e.ring)
 	e.n -= k
@@ -237,14 +284,14 @@ func (e *Exporter) appendSpan(dst []byte, r *spanRecord) []byte {
 		dst = appendHex(dst, r.ctx.ParentSpanID[:])
 		dst = append(dst, '"')
 	}
-	if r.ctx.TraceState != "" {
+	if r.traceState.n > 0 {
 		dst = append(dst, `,"traceState":`...)
-		dst = appendJSONString(dst, r.ctx.TraceState)
+		dst = appendJSONString(dst, r.str(r.traceState))
 	}
 	// Span names follow the HTTP semantic conventions: "{method} {route}",
 	// or the method alone when no route template is known, never the raw
 	// path (unbounded cardinality).
-	method := spanMethod(r.method)
+	method := r.method
 	dst = append(dst, `,"name":"`...)
 	dst = append(dst, method...)
 	if r.route != "" {
@@ -259,7 +306,7 @@ func (e *Exporter) appendSpan(dst []byte, r *spanRecord) []byte {
 	dst = strconv.AppendInt(dst, r.end, 10)
 	dst = append(dst, `","attributes":[`...)
 	dst = appendStringAttr(dst, true, "http.request.method", method)
-	dst = appendStringAttr(dst, false, "url.path", r.path)
+	dst = appendStringAttr(dst, false, "url.path", r.str(r.path))
 	if r.route != "" {
 		dst = appendStringAttr(dst, false, "http.route", r.route)
 	}
@@ -271,7 +318,7 @@ func (e *Exporter) appendSpan(dst []byte, r *spanRecord) []byte {
 	dst = appendStringAttr(dst, false, "meshwasm.sampling.reason", r.reason.String())
 	for i, a := range e.t.attrs {
 		if r.has[i] {
-			dst = appendStringAttr(dst, false, a.Name, r.attrs[i])
+			dst = appendStringAttr(dst, false, a.Name, r.str(r.attrs[i]))
 		}
 	}
 	dst = append(dst, ']')

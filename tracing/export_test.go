@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -183,4 +184,30 @@ func TestClassifyReply(t *testing.T) {
 			require.NotEmpty(t, tc.want.String())
 		})
 	}
+}
+
+// A queued span keeps copies of the request's strings. On Wasm those strings
+// are views of the block the host wrote the request into; a span that kept
+// the views would pin every such block for as long as it waits in the queue
+// (megabytes when the collector is slow). Here the "host memory" is
+// overwritten after Add: the exported span must still carry the values.
+func TestExporter_SpansOwnTheirStrings(t *testing.T) {
+	tr := mustParse(t, seedConfig)
+	e := tr.NewExporter()
+	block := []byte("/api/payments/9" + "u1" + "v2" + "rojo=1" + "00-" + w3cTrace + "-" + w3cSpan + "-01")
+	view := func(from, to int) string { return unsafe.String(&block[from], to-from) }
+	h := finishedHop(t, tr, headers{":method": "POST", ":path": view(0, 15), "x-user-id": view(15, 17),
+		"x-route-version": view(17, 19), HeaderTracestate: view(19, 25), HeaderTraceparent: view(25, len(block))}, "", 200, time.Millisecond)
+	require.True(t, e.Add(h))
+	for i := range block {
+		block[i] = 'X'
+	}
+	c, ok := e.Flush(t0)
+	require.True(t, ok)
+	s := decodeOTLP(t, c.Body).GetResourceSpans()[0].GetScopeSpans()[0].GetSpans()[0]
+	require.Equal(t, "rojo=1", s.GetTraceState())
+	a := attrs(s.GetAttributes())
+	require.Equal(t, "/api/payments/9", a["url.path"])
+	require.Equal(t, "u1", a["user.id"])
+	require.Equal(t, "v2", a["upstream.version"])
 }
