@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/meshwasm/meshwasm/bench/benchconf"
 )
 
 // The request every load run sends: GET /orders/1 with x-user-id 12345. It is
@@ -15,36 +17,6 @@ import (
 const (
 	requestPath   = "/orders/1"
 	requestHeader = "x-user-id: 12345"
-)
-
-// Module configurations: each filter doing a realistic job on the request,
-// and the same job its native twin does.
-const (
-	// authz: DENY /admin, ALLOW GET/POST on /orders from loopback with an
-	// x-user-id header (Istio's `when` on a request header).
-	authzConfig = `{"policies": [
-  {"name": "deny-admin", "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin", "/admin/*"]}}]}]},
-  {"name": "orders", "rules": [{"from": [{"source": {"ipBlocks": ["127.0.0.0/8"]}}],
-    "to": [{"operation": {"methods": ["GET", "POST"], "paths": ["/orders", "/orders/*"]}}],
-    "when": [{"key": "request.headers[x-user-id]", "values": ["*"]}]}]}
-]}`
-	// ratelimit: a per-client token bucket that is never exhausted, exact
-	// across workers (shared data read-modify-write per request).
-	ratelimitConfig = `{"rules": [{"name": "per-ip", "key": ["remote_address"], "algorithm": "token_bucket", "rate": "1000000000/s"}]}`
-	// canary: the seeds' rules (header, even users, 90/10 split hashed on the
-	// user), sticky cookie, version response header, guard on v2.
-	canaryConfig = `{"routeHeader": "x-route-version", "responseHeader": "x-served-by-version", "versions": ["v1", "v2"],
-  "rules": [
-    {"name": "header-canary", "match": {"headers": [{"name": "x-canary", "exact": "true"}]}, "route": "v2"},
-    {"name": "even-users", "match": {"headers": [{"name": "x-user-id", "modulo": {"divisor": 2, "remainder": 0}}]}, "route": "v2"},
-    {"name": "weighted", "split": {"weights": {"v1": 90, "v2": 10}, "hashOn": {"header": "x-user-id"}}}],
-  "sticky": {"cookie": "order-version"},
-  "guard": {"consecutive5xx": 3}}`
-	// tracing: what Envoy's OpenTelemetry tracer does here: W3C in and out,
-	// every request sampled, spans exported over OTLP/HTTP.
-	tracingConfig = `{"inject": ["w3c"], "sampling": {"ratio": 1},
-  "routeGroups": [{"name": "orders", "paths": ["/orders", "/orders/*"]}],
-  "export": {"cluster": "otlp"}}`
 )
 
 // Native twins, as http_filters entries.
@@ -113,7 +85,7 @@ func wasmFilter(name, rootID, vmID, module, config string) string {
 }
 
 var moduleConfigs = map[string]string{
-	"authz": authzConfig, "ratelimit": ratelimitConfig, "canary": canaryConfig, "tracing": tracingConfig,
+	"authz": benchconf.Authz, "ratelimit": benchconf.Ratelimit, "canary": benchconf.Canary, "tracing": benchconf.Tracing,
 }
 
 // chainOrder is envoy/chain's: tracing sees every request, canary routes last.

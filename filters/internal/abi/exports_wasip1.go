@@ -176,6 +176,7 @@ func onDone(contextID uint32) (done uint32) {
 
 //go:wasmexport proxy_on_delete
 func onDelete(contextID uint32) {
+	defer yieldAfterDelete() // after mem.exit: unpinned buffers are garbage already
 	mem.enter()
 	defer mem.exit()
 	defer recoverVoid("proxy_on_delete")
@@ -192,6 +193,7 @@ func onHttpCallResponse(rootContextID, calloutID, numHeaders, bodySize, numTrail
 
 //go:wasmexport proxy_on_tick
 func onTick(rootContextID uint32) {
+	defer yieldAfterTick()
 	mem.enter()
 	defer mem.exit()
 	defer recoverVoid("proxy_on_tick")
