@@ -91,6 +91,9 @@ func TestBench(t *testing.T) {
 		Envoy: envoyVersion(r.envoyBin), Go: runtime.Version(), Fortio: strings.TrimSpace(output(r.fortioBin, "version")),
 	}}
 	r.res.Commands = append(r.res.Commands, map[bool]string{true: "BENCH_FULL=1 make bench", false: "make bench"}[r.s.Full])
+	if note := assembleFloor(r.root, r.build); note != "" {
+		r.res.Notes = append(r.res.Notes, note)
+	}
 	up, addr, err := startUpstream(r.fortioBin, r.tmp)
 	must(t, err)
 	t.Cleanup(up.stop)

@@ -70,6 +70,10 @@ const (
 	// KindFloor is the no-op module: what any Go module pays per request
 	// for the ABI and the Go runtime, doing nothing.
 	KindFloor = "no-op module"
+	// KindEnvoyFloor is a hand-written module whose callbacks return at
+	// once: what Envoy's wasm filter and V8 cost per request before any
+	// module code runs.
+	KindEnvoyFloor = "envoy wasm floor"
 )
 
 // Stat summarizes repeated measurements of one quantity.

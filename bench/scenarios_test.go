@@ -5,6 +5,8 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -110,7 +112,7 @@ func scenarios(build string) []scenarioDef {
 		chain4 = append(chain4, wasmFilter(f, f, f, mod(f), moduleConfigs[f]))
 		suite = append(suite, wasmFilter(f, f, "meshwasm", mod("suite"), moduleConfigs[f]))
 	}
-	return []scenarioDef{
+	defs := []scenarioDef{
 		{Scenario: Scenario{Name: "baseline", Kind: KindBaseline}},
 		{Scenario: Scenario{Name: "native-authz", Kind: KindNative}, filters: []string{rbacFilters}},
 		{Scenario: Scenario{Name: "native-ratelimit", Kind: KindNative}, filters: []string{localRatelimitFilter}},
@@ -128,6 +130,33 @@ func scenarios(build string) []scenarioDef {
 		{Scenario: Scenario{Name: "noop", Kind: KindFloor}, filters: []string{wasmFilter("noop", "noop", "noop", mod("noop"), "")}},
 		{Scenario: Scenario{Name: "noop4", Kind: KindFloor}, filters: noop4},
 	}
+	if _, err := os.Stat(mod(floorModule)); err == nil {
+		var floor4 []string
+		for i := range chainOrder {
+			floor4 = append(floor4, wasmFilter(fmt.Sprintf("floor%d", i+1), "", floorModule, mod(floorModule), ""))
+		}
+		defs = append(defs,
+			scenarioDef{Scenario: Scenario{Name: "floor", Kind: KindEnvoyFloor}, filters: floor4[:1]},
+			scenarioDef{Scenario: Scenario{Name: "floor4", Kind: KindEnvoyFloor}, filters: floor4})
+	}
+	return defs
+}
+
+// floorModule is bench/floor/floor.wat, assembled into the run's modules.
+const floorModule = "floor"
+
+// assembleFloor builds the floor scenario's module with binaryen's wasm-as;
+// without it the scenario is left out and the report says so.
+func assembleFloor(root, build string) (note string) {
+	wasmAs, err := exec.LookPath("wasm-as")
+	if err != nil {
+		return "wasm-as not installed (apt-get install -y binaryen): no envoy wasm floor scenario."
+	}
+	out, err := exec.Command(wasmAs, filepath.Join(root, "bench", "floor", "floor.wat"), "-o", filepath.Join(build, floorModule+".wasm")).CombinedOutput()
+	if err != nil {
+		return "wasm-as failed on bench/floor/floor.wat, no envoy wasm floor scenario: " + strings.TrimSpace(string(out))
+	}
+	return ""
 }
 
 // oneModule is Envoy with one module's plugin, for startup and wasm-opt checks.
