@@ -88,6 +88,12 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		proxywasm.LogCriticalf("conformance: resolve queue: id %d want %d: %v", id, p.queueID, err)
 		return types.OnPluginStartStatusFailed
 	}
+	// Shared data has no create-if-absent: a Set with CAS 0 on a missing key
+	// is unconditional, so two workers' first increments would both win. The
+	// counter is created before any stream counts on it.
+	if _, _, err := proxywasm.GetSharedData(sharedKey); errors.Is(err, types.ErrorStatusNotFound) {
+		_ = proxywasm.SetSharedData(sharedKey, make([]byte, 8), 0)
+	}
 	if err := proxywasm.SetTickPeriodMilliSeconds(100); err != nil {
 		proxywasm.LogCriticalf("conformance: tick: %v", err)
 		return types.OnPluginStartStatusFailed
