@@ -61,3 +61,25 @@ func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// checkReadingOnly checks r as the filter would fetch it: the connection
+// properties the engine's policies do not read are left out. The decision
+// must be the same as with every property present.
+func checkReadingOnly(t testing.TB, e *Engine, r *Request) Decision {
+	t.Helper()
+	in := e.cfg.Reads()
+	m := *r
+	if !in.Source {
+		m.SourceAddress = ""
+	}
+	if !in.Destination {
+		m.DestinationAddress = ""
+	}
+	if !in.Peer {
+		m.MTLS, m.PeerURISAN = false, ""
+	}
+	if !in.SNI {
+		m.SNI = ""
+	}
+	return check(e, &m)
+}

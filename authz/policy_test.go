@@ -113,6 +113,7 @@ func TestEngine_Check_Policies(t *testing.T) {
 				tc.mutate(r)
 			}
 			d := check(e, r)
+			require.Equal(t, d, checkReadingOnly(t, e, r), "with only the properties the policies read")
 			require.Equal(t, tc.verdict, d.Verdict, d.Reason)
 			require.Equal(t, tc.policy, d.Policy)
 			require.Equal(t, tc.rule, d.Rule)

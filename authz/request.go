@@ -166,3 +166,46 @@ func remoteIP(xff string, hops int, source netip.Addr) (netip.Addr, bool) {
 		end = start - 1
 	}
 }
+
+// Inputs says which connection properties a configuration's policies read.
+// Each is a host call per request on Wasm (and a call back into the module
+// for the reply), so the filter fetches only these; a field left empty in
+// Request reads as absent, which is what an unread attribute is.
+type Inputs struct {
+	Source      bool // source.address: source.ip, remote.ip, ipBlocks, remoteIpBlocks
+	Destination bool // destination.address: destination.ip, destination.port, ports
+	Peer        bool // connection.mtls and the peer's URI SAN: principals, namespaces
+	SNI         bool // connection.requested_server_name: connection.sni
+}
+
+// Reads returns the connection properties the policies read.
+func (c *Config) Reads() Inputs {
+	var in Inputs
+	note := func(conds []cond) {
+		for i := range conds {
+			switch conds[i].attr {
+			case attrSourceIP, attrRemoteIP:
+				in.Source = true
+			case attrDestinationIP, attrDestinationPort:
+				in.Destination = true
+			case attrPrincipal, attrNamespace:
+				in.Peer = true
+			case attrSNI:
+				in.SNI = true
+			}
+		}
+	}
+	for _, p := range c.policies {
+		for i := range p.rules {
+			r := &p.rules[i]
+			for _, f := range r.from {
+				note(f)
+			}
+			for _, t := range r.to {
+				note(t)
+			}
+			note(r.when)
+		}
+	}
+	return in
+}

@@ -442,8 +442,10 @@ func TestSecurityCorpus(t *testing.T) {
 			if tc.req != nil {
 				tc.req(r)
 			}
-			d := check(tc.engine(), r)
+			e := tc.engine()
+			d := check(e, r)
 			require.Equal(t, tc.want, d.Verdict, "reason %q", d.Reason)
+			require.Equal(t, d, checkReadingOnly(t, e, r), "with only the properties the policies read")
 			require.Equal(t, map[Verdict]int{Allow: 0, Deny: 403, Unauthenticated: 401, BadRequest: 400}[tc.want], d.Status)
 			// Client copies of claim headers never reach upstream.
 			require.Contains(t, d.RemoveRequestHeaders, "x-jwt-sub")

@@ -83,6 +83,9 @@ const (
 
 type plugin struct {
 	engine *core.Engine
+	// reads are the connection properties the policies use: the others are
+	// never fetched.
+	reads core.Inputs
 
 	policy        []proxywasm.MetricCounter // policy*outcomes + outcome
 	defaultDenied proxywasm.MetricCounter
@@ -126,6 +129,7 @@ func (p *plugin) Start(data []byte) (time.Duration, error) {
 	p.extErrors = proxywasm.DefineCounterMetric(MetricExtAuthzErrors)
 	p.headerErrors = proxywasm.DefineCounterMetric(MetricHeaderErrors)
 
+	p.reads = cfg.Reads()
 	p.engine = core.New(cfg, core.Options{
 		Clock:  time.Now, // the VM's WASI clock: Envoy's wall clock
 		Shared: hostview.SharedData{},

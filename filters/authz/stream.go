@@ -42,22 +42,33 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 
 // fill reads what the engine needs from the host. Identity comes only from
 // connection properties, never from headers: the SAN is read only for an
-// mTLS connection.
+// mTLS connection. A property no policy reads is not fetched (each is a host
+// call and a call back into the module for the reply); the engine treats it
+// as absent, which is what it is to those policies.
 func (s *stream) fill() {
 	v := s.view
 	r := &s.req
+	in := &s.plugin.reads
 	r.Method = v.Method()
 	r.Path = v.Path()
 	r.Authority, _ = v.Header(":authority")
 	r.Headers = v
-	r.SourceAddress = v.SourceAddress()
-	r.DestinationAddress, _ = v.Property("destination.address")
-	mtls, _ := v.Property("connection.mtls")
-	r.MTLS = len(mtls) == 1 && mtls[0] != 0
-	if r.MTLS {
-		r.PeerURISAN, _ = v.Property("connection.uri_san_peer_certificate")
+	if in.Source {
+		r.SourceAddress = v.SourceAddress()
 	}
-	r.SNI, _ = v.Property("connection.requested_server_name")
+	if in.Destination {
+		r.DestinationAddress, _ = v.Property("destination.address")
+	}
+	if in.Peer {
+		mtls, _ := v.Property("connection.mtls")
+		r.MTLS = len(mtls) == 1 && mtls[0] != 0
+		if r.MTLS {
+			r.PeerURISAN, _ = v.Property("connection.uri_san_peer_certificate")
+		}
+	}
+	if in.SNI {
+		r.SNI, _ = v.Property("connection.requested_server_name")
+	}
 }
 
 // apply carries out a final decision. resume is true when the request is
