@@ -63,3 +63,43 @@ func TestSameName(t *testing.T) {
 		require.Equal(t, tc.want, sameName(tc.a, tc.b), "%q %q", tc.a, tc.b)
 	}
 }
+
+// FuzzHeaders_Lookup: the name filter never hides a header. Every lookup
+// answers what a scan of every pair answers, before and after the filter's
+// own replace and remove.
+func FuzzHeaders_Lookup(f *testing.F) {
+	f.Add("x-a", "1", "X-A", "2", "traceparent", "3", "x-a", "x-b")
+	f.Add("B3", "", "b3", "", "x-b3-sampled", "1", "b3", "x-b3-flags")
+	f.Fuzz(func(t *testing.T, n1, v1, n2, v2, n3, v3, set, look string) {
+		var h Headers
+		h.load([][2]string{{n1, v1}, {n2, v2}, {n3, v3}})
+		for _, name := range []string{n1, n2, n3, set, look, strings.ToUpper(look)} {
+			got, ok := h.Header(name)
+			want, wantOK := joinHeader(h.pairs, name)
+			require.Equal(t, wantOK, ok, name)
+			require.Equal(t, want, got, name)
+		}
+		h.replace(set, "v")
+		h.remove(n1)
+		for _, name := range []string{n1, n2, n3, set, look} {
+			got, ok := h.Header(name)
+			want, wantOK := joinHeader(h.pairs, name)
+			require.Equal(t, wantOK, ok, name)
+			require.Equal(t, want, got, name)
+		}
+	})
+}
+
+func TestHeaders_MissNeedsNoScan(t *testing.T) {
+	var h Headers
+	h.load([][2]string{{":method", "GET"}, {":path", "/orders/1"}, {":authority", "orders"}, {":scheme", "http"}, {"x-user-id", "12345"},
+		{"user-agent", "fortio"}, {"x-forwarded-proto", "http"}, {"x-request-id", "0c7e..."}, {"x-envoy-expected-rq-timeout-ms", "15000"}})
+	// The tracing filter's propagation headers, absent here: each must be
+	// answered by the name filter, not by a scan.
+	for _, name := range []string{"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "baggage"} {
+		require.False(t, h.names.has(name), name)
+	}
+	v, ok := h.Header("X-User-Id")
+	require.True(t, ok)
+	require.Equal(t, "12345", v)
+}

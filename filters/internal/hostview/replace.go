@@ -9,9 +9,11 @@ func (h *Headers) replace(name, value string) {
 	}
 	h.remove(name)
 	h.pairs = append(h.pairs, [2]string{name, value})
+	h.names.add(name)
 }
 
-// remove mirrors a proxy_remove_header_map_value the filter made.
+// remove mirrors a proxy_remove_header_map_value the filter made. The
+// name stays in the name filter: a stale bit only costs a lookup its scan.
 func (h *Headers) remove(name string) {
 	if !h.loaded {
 		return
