@@ -13,7 +13,6 @@ package canary
 import (
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -212,10 +211,8 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 		}
 	}
 	outcome := core.Failure // no readable status: the response is not a healthy one
-	if v, ok := hostview.ResponseHeader(":status"); ok {
-		if status, err := strconv.Atoi(v); err == nil {
-			outcome = core.Classify(status)
-		}
+	if status := s.req.ResponseStatus(); status > 0 {
+		outcome = core.Classify(status)
 	}
 	s.record(outcome)
 	return types.ActionContinue

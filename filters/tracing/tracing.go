@@ -17,7 +17,6 @@ package tracing
 import (
 	"crypto/rand"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -231,9 +230,7 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 	if s.hop == nil {
 		return types.ActionContinue
 	}
-	if v, ok := hostview.ResponseHeader(":status"); ok {
-		s.status, _ = strconv.Atoi(v)
-	}
+	s.status = s.req.ResponseStatus()
 	for _, op := range s.hop.ResponseHeaders() {
 		// Replace: the proxy's hop is what the client called; an upstream's
 		// own traceresponse would name a span the client never saw.

@@ -6,6 +6,7 @@ package hostview
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -29,6 +30,8 @@ type Request struct {
 	headers                                  Headers
 	method, path, source, principal          string
 	haveMethod, havePath, haveSource, haveID bool
+	status                                   int
+	haveStatus                               bool
 	// props remembers the properties read so far (a request reads a
 	// handful): a linear scan beats a map here and allocates nothing.
 	props  [maxCachedProps]cachedProp
@@ -129,6 +132,22 @@ func (r *Request) Property(path string) (string, bool) {
 		r.nProps++
 	}
 	return value, ok
+}
+
+// ResponseStatus is the response's :status, read from the host once per
+// request (in the pipeline, once for every filter); 0 when the response
+// headers carry no readable status. Call it only once response headers have
+// arrived.
+func (r *Request) ResponseStatus() int {
+	if !r.haveStatus {
+		if v, ok := responseHeader(":status"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				r.status = n
+			}
+		}
+		r.haveStatus = true
+	}
+	return r.status
 }
 
 // ResponseHeader returns a response header (lowercase name), e.g. ":status".

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
 
@@ -134,4 +135,49 @@ func TestHeaders_ReplaceBeforeLoadLeavesViewToHost(t *testing.T) {
 	h.replace("x", "1")
 	require.False(t, h.loaded)
 	require.Nil(t, h.pairs)
+}
+
+type statusProbe struct {
+	types.DefaultHttpContext
+	req           Request
+	first, second int
+}
+
+func (p *statusProbe) OnHttpResponseHeaders(int, bool) types.Action {
+	p.first = p.req.ResponseStatus()
+	// A later read in the same request is answered from the view: the host
+	// is asked once, however many filters of a pipeline want the status.
+	_ = proxywasm.ReplaceHttpResponseHeader(":status", "503")
+	p.second = p.req.ResponseStatus()
+	return types.ActionContinue
+}
+
+type statusPlugin struct {
+	types.DefaultPluginContext
+	p *statusProbe
+}
+
+func (pl *statusPlugin) NewHttpContext(uint32) types.HttpContext { return pl.p }
+
+type statusVM struct {
+	types.DefaultVMContext
+	p *statusProbe
+}
+
+func (v *statusVM) NewPluginContext(uint32) types.PluginContext { return &statusPlugin{p: v.p} }
+
+func TestRequest_ResponseStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status string
+		want   int
+	}{{"200", 200}, {"404", 404}, {"abc", 0}, {"-1", 0}} {
+		p := &statusProbe{}
+		host, reset := proxytest.NewHostEmulator(proxytest.NewEmulatorOption().WithVMContext(&statusVM{p: p}))
+		require.Equal(t, types.OnPluginStartStatusOK, host.StartPlugin())
+		id := host.InitializeHttpContext()
+		host.CallOnResponseHeaders(id, [][2]string{{":status", tc.status}}, true)
+		require.Equal(t, tc.want, p.first, tc.status)
+		require.Equal(t, tc.want, p.second, tc.status)
+		reset()
+	}
 }
