@@ -53,50 +53,30 @@ type Callout struct {
 	Timeout time.Duration
 }
 
-// spanRecord is one queued span. It owns its bytes: a request's strings
-// (path, tracestate, header attributes) are copied into text, because on Wasm
-// they are views of the memory the host wrote the request into, and a queued
-// view would keep that whole block alive for as long as the span waits. A
-// full queue of 2048 spans used to hold about 15 MiB that way. text is reused
-// from span to span, so a warm queue allocates nothing.
+// spanRecord is one queued span. It holds no pointer, so the collector
+// never scans the queue (2,048 spans by default: scanning it was most of the
+// GC's work on a tracing VM). Its strings are copied into the exporter's
+// text arena: on Wasm a request's strings are views of the block the host
+// wrote the request into, and a queued view would keep that block alive for
+// as long as the span waits.
 type spanRecord struct {
-	ctx        SpanContext // TraceState unset: see traceState
-	reason     Reason
-	method     string // spanMethod's constant
-	route      string // from the configuration
-	status     int
-	start, end int64
-	text       []byte
-	traceState textRef
-	path       textRef
-	attrs      []textRef
-	has        []bool
+	traceID          TraceID
+	spanID, parentID SpanID
+	reason           Reason
+	method           uint8 // index into spanMethods
+	group, routePath int32 // routePath -1: no route template
+	status           int32
+	start, end       int64
+	traceState, path textRef // in the record's text (its slot, or overflow)
 }
 
-// maxKeptText is the buffer a queued span keeps for reuse once it has been
-// sent; longer ones are freed.
-const maxKeptText = 4 << 10
+// textRef locates a string in a record's text.
+type textRef struct{ off, n int32 }
 
-// initialText is each queued span's room for its strings at start.
-const initialText = 128
-
-// textRef locates a string in spanRecord.text.
-type textRef struct{ off, n int }
-
-func (r *spanRecord) keep(s string) textRef {
-	ref := textRef{off: len(r.text), n: len(s)}
-	r.text = append(r.text, s...)
-	return ref
-}
-
-// str is a view of a kept string, valid until the record is reused; it is
-// only read while a batch is encoded.
-func (r *spanRecord) str(ref textRef) string {
-	if ref.n == 0 {
-		return ""
-	}
-	return unsafe.String(&r.text[ref.off], ref.n)
-}
+// textSlot is each queued span's room in the text arena for its path,
+// tracestate and header attributes; a span needing more keeps its text in
+// Exporter.overflow instead.
+const textSlot = 192
 
 // Exporter queues finished sampled hops and turns them into OTLP/HTTP JSON
 // batches. It is mutable, single-threaded state: each wasm VM (one per Envoy
@@ -115,6 +95,15 @@ type Exporter struct {
 	body     []byte
 	headers  [][2]string
 
+	// text holds textSlot bytes per record; attrs and has len(t.attrs)
+	// entries per record. None holds a pointer.
+	text  []byte
+	attrs []textRef
+	has   []bool
+	// overflow is the text of the rare span that outgrew its slot, by ring
+	// index.
+	overflow map[int][]byte
+
 	exported, dropped, failures uint64
 }
 
@@ -124,15 +113,10 @@ func (t *Tracer) NewExporter() *Exporter {
 	if t.export == nil {
 		return nil
 	}
-	e := &Exporter{t: t, cfg: t.export, ring: make([]spanRecord, t.export.QueueSize)}
-	// Each record starts with room for a typical path and tracestate, carved
-	// from one block; a longer value grows that record alone.
-	text := make([]byte, len(e.ring)*initialText)
-	for i := range e.ring {
-		e.ring[i].text = text[i*initialText : i*initialText : (i+1)*initialText]
-		e.ring[i].attrs = make([]textRef, len(t.attrs))
-		e.ring[i].has = make([]bool, len(t.attrs))
-	}
+	n := t.export.QueueSize
+	e := &Exporter{t: t, cfg: t.export, ring: make([]spanRecord, n),
+		text: make([]byte, n*textSlot), attrs: make([]textRef, n*len(t.attrs)), has: make([]bool, n*len(t.attrs)),
+		overflow: map[int][]byte{}}
 	e.headers = [][2]string{
 		{":method", "POST"},
 		{":path", t.export.Path},
@@ -156,20 +140,53 @@ func (e *Exporter) Add(h *Hop) bool {
 		e.dropped++
 		return false
 	}
-	r := &e.ring[(e.head+e.n)%len(e.ring)]
+	i := (e.head + e.n) % len(e.ring)
 	e.n++
-	r.ctx, r.reason = h.Context, h.Decision.Reason
-	r.ctx.TraceState = ""
-	r.method, r.route, r.status = spanMethod(h.Method), h.Route, h.Status
-	r.start, r.end = h.Start.UnixNano(), h.End.UnixNano()
-	r.text = r.text[:0]
-	r.traceState = r.keep(h.Context.TraceState)
-	r.path = r.keep(h.Path)
-	for i := range r.attrs {
-		r.attrs[i] = r.keep(h.attrs[i])
+	c := &h.Context
+	r := &e.ring[i]
+	*r = spanRecord{traceID: c.TraceID, spanID: c.SpanID, parentID: c.ParentSpanID, reason: h.Decision.Reason,
+		method: methodIndex(h.Method), group: int32(h.Group), routePath: int32(h.routePath), status: int32(h.Status),
+		start: h.Start.UnixNano(), end: h.End.UnixNano()}
+	na := len(e.t.attrs)
+	attrs, has := e.attrs[i*na:(i+1)*na], e.has[i*na:(i+1)*na]
+	size := len(c.TraceState) + len(h.Path)
+	for k := range attrs {
+		size += len(h.attrs[k])
 	}
-	copy(r.has, h.hasAttr)
+	var buf []byte
+	if size <= textSlot {
+		buf = e.text[i*textSlot : i*textSlot : (i+1)*textSlot]
+	} else {
+		buf = make([]byte, 0, size)
+	}
+	keep := func(s string) textRef {
+		ref := textRef{off: int32(len(buf)), n: int32(len(s))}
+		buf = append(buf, s...)
+		return ref
+	}
+	r.traceState = keep(c.TraceState)
+	r.path = keep(h.Path)
+	for k := range attrs {
+		attrs[k] = keep(h.attrs[k])
+	}
+	copy(has, h.hasAttr)
+	if size > textSlot {
+		e.overflow[i] = buf
+	}
 	return true
+}
+
+// str is a view of a queued span's kept string, valid until the record is
+// popped; it is only read while a batch is encoded.
+func (e *Exporter) str(i int, ref textRef) string {
+	if ref.n == 0 {
+		return ""
+	}
+	buf := e.text[i*textSlot : (i+1)*textSlot]
+	if o, ok := e.overflow[i]; ok {
+		buf = o
+	}
+	return unsafe.String(&buf[ref.off], int(ref.n))
 }
 
 // Flush returns the next batch to send, if it is time: when no batch is in
@@ -225,12 +242,9 @@ func (e *Exporter) Done(status int) ExportResult {
 }
 
 func (e *Exporter) pop(k int) {
-	for i := 0; i < k; i++ {
-		r := &e.ring[(e.head+i)%len(e.ring)]
-		r.text = r.text[:0]
-		// A record that once kept a very long value gives its buffer back.
-		if cap(r.text) > maxKeptText {
-			r.text = nil
+	if len(e.overflow) > 0 {
+		for i := 0; i < k; i++ {
+			delete(e.overflow, (e.head+i)%len(e.ring))
 		}
 	}
 	e.head = (e.head + k) % len(e.ring)
@@ -268,35 +282,40 @@ func (e *Exporter) appendBatch(dst []byte, k int) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = e.appendSpan(dst, &e.ring[(e.head+i)%len(e.ring)])
+		dst = e.appendSpan(dst, (e.head+i)%len(e.ring))
 	}
 	return append(dst, "]}]}]}"...)
 }
 
-func (e *Exporter) appendSpan(dst []byte, r *spanRecord) []byte {
+func (e *Exporter) appendSpan(dst []byte, i int) []byte {
+	r := &e.ring[i]
 	dst = append(dst, `{"traceId":"`...)
-	dst = appendHex(dst, r.ctx.TraceID[:])
+	dst = appendHex(dst, r.traceID[:])
 	dst = append(dst, `","spanId":"`...)
-	dst = appendHex(dst, r.ctx.SpanID[:])
+	dst = appendHex(dst, r.spanID[:])
 	dst = append(dst, '"')
-	if r.ctx.ParentSpanID.IsValid() {
+	if r.parentID.IsValid() {
 		dst = append(dst, `,"parentSpanId":"`...)
-		dst = appendHex(dst, r.ctx.ParentSpanID[:])
+		dst = appendHex(dst, r.parentID[:])
 		dst = append(dst, '"')
 	}
 	if r.traceState.n > 0 {
 		dst = append(dst, `,"traceState":`...)
-		dst = appendJSONString(dst, r.str(r.traceState))
+		dst = appendJSONString(dst, e.str(i, r.traceState))
 	}
 	// Span names follow the HTTP semantic conventions: "{method} {route}",
 	// or the method alone when no route template is known, never the raw
 	// path (unbounded cardinality).
-	method := r.method
+	method := spanMethods[r.method]
+	route := ""
+	if r.routePath >= 0 {
+		route = e.t.groups[r.group].Paths[r.routePath].pattern
+	}
 	dst = append(dst, `,"name":"`...)
 	dst = append(dst, method...)
-	if r.route != "" {
+	if route != "" {
 		dst = append(dst, ' ')
-		dst = appendJSONChars(dst, r.route)
+		dst = appendJSONChars(dst, route)
 	}
 	dst = append(dst, `","kind":`...)
 	dst = strconv.AppendInt(dst, otlpKindServer, 10)
@@ -306,9 +325,9 @@ func (e *Exporter) appendSpan(dst []byte, r *spanRecord) []byte {
 	dst = strconv.AppendInt(dst, r.end, 10)
 	dst = append(dst, `","attributes":[`...)
 	dst = appendStringAttr(dst, true, "http.request.method", method)
-	dst = appendStringAttr(dst, false, "url.path", r.str(r.path))
-	if r.route != "" {
-		dst = appendStringAttr(dst, false, "http.route", r.route)
+	dst = appendStringAttr(dst, false, "url.path", e.str(i, r.path))
+	if route != "" {
+		dst = appendStringAttr(dst, false, "http.route", route)
 	}
 	if r.status > 0 {
 		dst = append(dst, `,{"key":"http.response.status_code","value":{"intValue":"`...)
@@ -316,9 +335,10 @@ func (e *Exporter) appendSpan(dst []byte, r *spanRecord) []byte {
 		dst = append(dst, `"}}`...)
 	}
 	dst = appendStringAttr(dst, false, "meshwasm.sampling.reason", r.reason.String())
-	for i, a := range e.t.attrs {
-		if r.has[i] {
-			dst = appendStringAttr(dst, false, a.Name, r.str(r.attrs[i]))
+	na := len(e.t.attrs)
+	for k, a := range e.t.attrs {
+		if e.has[i*na+k] {
+			dst = appendStringAttr(dst, false, a.Name, e.str(i, e.attrs[i*na+k]))
 		}
 	}
 	dst = append(dst, ']')
@@ -343,12 +363,16 @@ func appendStringAttr(dst []byte, first bool, k, v string) []byte {
 	return append(dst, "}}"...)
 }
 
-// spanMethod keeps span names low-cardinality: a method outside the known
-// set is reported as "HTTP", as the semantic conventions suggest.
-func spanMethod(m string) string {
-	switch m {
-	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
-		return m
+// spanMethods are the span-name methods: the known HTTP methods, and "HTTP"
+// for any other, as the semantic conventions suggest, so that span names
+// stay low-cardinality.
+var spanMethods = [...]string{"HTTP", "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+
+func methodIndex(m string) uint8 {
+	for i, known := range spanMethods[1:] {
+		if m == known {
+			return uint8(i + 1)
+		}
 	}
-	return "HTTP"
+	return 0
 }

@@ -3,6 +3,8 @@ package tracing
 import (
 	"encoding/hex"
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -210,4 +212,46 @@ func TestExporter_SpansOwnTheirStrings(t *testing.T) {
 	require.Equal(t, "/api/payments/9", a["url.path"])
 	require.Equal(t, "u1", a["user.id"])
 	require.Equal(t, "v2", a["upstream.version"])
+}
+
+// A span whose strings outgrow its slot in the text arena keeps them aside
+// until it is sent.
+func TestExporter_LongSpanText(t *testing.T) {
+	tr := mustParse(t, seedConfig)
+	e := tr.NewExporter()
+	long := "/api/payments/" + strings.Repeat("9", 300)
+	require.True(t, e.Add(finishedHop(t, tr, headers{":method": "GET", ":path": long, "x-user-id": "u1"}, newTrace, 200, 0)))
+	require.True(t, e.Add(finishedHop(t, tr, headers{":method": "GET", ":path": "/api/payments/1", "x-user-id": "u2"}, newTrace, 200, 0)))
+	require.Len(t, e.overflow, 1)
+	c, ok := e.Flush(t0)
+	require.True(t, ok)
+	spans := decodeOTLP(t, c.Body).GetResourceSpans()[0].GetScopeSpans()[0].GetSpans()
+	require.Equal(t, long, attrs(spans[0].GetAttributes())["url.path"])
+	require.Equal(t, "u1", attrs(spans[0].GetAttributes())["user.id"])
+	require.Equal(t, "/api/payments/1", attrs(spans[1].GetAttributes())["url.path"])
+	require.Equal(t, ExportOK, e.Done(200))
+	require.Empty(t, e.overflow, "sent spans give their overflow back")
+}
+
+// The queue holds no pointer: the collector never scans it. A pointer field
+// added to spanRecord (a string, a slice) would make every GC cycle walk the
+// whole queue again.
+func TestExporter_QueueHoldsNoPointers(t *testing.T) {
+	var check func(reflect.Type)
+	check = func(ty reflect.Type) {
+		switch ty.Kind() {
+		case reflect.Struct:
+			for i := 0; i < ty.NumField(); i++ {
+				check(ty.Field(i).Type)
+			}
+		case reflect.Array:
+			check(ty.Elem())
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		default:
+			t.Errorf("spanRecord holds a %s", ty)
+		}
+	}
+	check(reflect.TypeOf(spanRecord{}))
+	check(reflect.TypeOf(textRef{}))
 }

@@ -33,6 +33,8 @@ type Hop struct {
 	// span names ("" when no group matched).
 	Group int
 	Route string
+	// routePath indexes the matching pattern in its group, -1 for none.
+	routePath int
 
 	Start, End time.Time
 	// Status is the response status, 0 when there was none.
@@ -67,7 +69,7 @@ func (t *Tracer) Start(h *Hop, req Headers, rnd io.Reader, now time.Time) error 
 	h.Method, _ = req.Header(":method")
 	path, _ := req.Header(":path")
 	h.Path = stripQuery(path)
-	h.Group, h.Route = t.group(h.Path)
+	h.Group, h.routePath, h.Route = t.group(h.Path)
 
 	h.Parent, h.ParentFormat = t.extractContext(req)
 	if err := h.drawIDs(rnd, !h.Parent.IsValid()); err != nil {
@@ -171,15 +173,15 @@ func (t *Tracer) extractContext(req Headers) (SpanContext, Format) {
 	return SpanContext{Sampling: hint.Sampling}, FormatNone
 }
 
-func (t *Tracer) group(path string) (int, string) {
+func (t *Tracer) group(path string) (group, pattern int, route string) {
 	for i := range t.groups {
-		for _, p := range t.groups[i].Paths {
+		for j, p := range t.groups[i].Paths {
 			if p.Match(path) {
-				return i, p.pattern
+				return i, j, p.pattern
 			}
 		}
 	}
-	return len(t.groups), ""
+	return len(t.groups), -1, ""
 }
 
 // opRef records an op whose value lives in h.buf until the single string
