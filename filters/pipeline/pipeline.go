@@ -166,18 +166,34 @@ func (p *plugin) OnTick() {
 }
 
 func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
-	st := &stream{stages: make([]types.HttpContext, len(p.stages))}
+	st := &stream{}
+	st.stages = st.inline[:0]
+	if len(p.stages) > inlineStages {
+		st.stages = make([]types.HttpContext, 0, len(p.stages))
+	}
+	resume := st.resume // one closure for every stage
 	for i, s := range p.stages {
-		st.stages[i] = s.guard.Stream(s.impl.NewStream(contextID, &st.view, st.resume))
+		inner := s.impl.NewStream(contextID, &st.view, resume)
+		if i < inlineStages {
+			st.stages = append(st.stages, s.guard.StreamIn(&st.slots[i], inner))
+		} else {
+			st.stages = append(st.stages, s.guard.Stream(inner))
+		}
 	}
 	return st
 }
+
+// inlineStages is how many stages a stream holds without allocating for
+// them: every filter once, as a pipeline names each at most once.
+const inlineStages = 4
 
 // stream is one request through every stage.
 type stream struct {
 	types.DefaultHttpContext
 	view   hostview.Request
 	stages []types.HttpContext
+	inline [inlineStages]types.HttpContext
+	slots  [inlineStages]registry.StreamSlot
 	// next is the first stage that has not seen the request headers.
 	next        int
 	numHeaders  int

@@ -5,6 +5,9 @@ import (
 	"strings"
 )
 
+// addedHeaders is the room parsePairs leaves for headers the filters add.
+const addedHeaders = 4
+
 // parsePairs decodes a header map in the proxy-wasm layout: the pair count,
 // then each key's and value's length, then each key and value followed by a
 // NUL. The strings share b's memory (see hostString).
@@ -17,9 +20,9 @@ func parsePairs(b []byte) ([][2]string, error) {
 		return nil, errPairs
 	}
 	sizes, data := b[4:4+8*n], b[4+8*n:]
-	// Room for a header the filter adds (Request.ReplaceHeader) without
-	// growing the slice.
-	out := make([][2]string, n, n+1)
+	// Room for the headers the filters add (Request.ReplaceHeader: a trace
+	// context, a route version) without growing the slice.
+	out := make([][2]string, n, n+addedHeaders)
 	for i := range out {
 		k := int(binary.LittleEndian.Uint32(sizes[8*i:]))
 		v := int(binary.LittleEndian.Uint32(sizes[8*i+4:]))
