@@ -142,8 +142,12 @@ type Quota struct {
 // at the first enforced denial, so later rules (and the global callout) are
 // neither asked nor charged. Matching global rules are collected into one
 // callout made after every local rule has admitted the request.
-func (l *Limiter) Check(req Request) Decision {
-	now := l.clock().UnixNano()
+func (l *Limiter) Check(req Request) Decision { return l.CheckAt(req, l.clock()) }
+
+// CheckAt is Check at a time the caller already read: in a pipeline, the
+// request's one clock reading is shared by every filter.
+func (l *Limiter) CheckAt(req Request, at time.Time) Decision {
+	now := at.UnixNano()
 	path := stripQuery(req.Path())
 	d := Decision{Verdict: Allow, Rule: -1}
 	l.shadowed = l.shadowed[:0]

@@ -135,7 +135,7 @@ type stream struct {
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	p := s.p
-	d := p.router.Decide(s.req, core.Env{Now: time.Now(), Random: rand.Uint64(), Store: p.store})
+	d := p.router.Decide(s.req, core.Env{Now: s.req.Now(), Random: rand.Uint64(), Store: p.store})
 	// Replace, never add: this also overwrites a spoofed client value, and
 	// Envoy clears the route cache on the change, so the route table matches
 	// the decision. Through the view, so that the mirror copies what goes

@@ -33,7 +33,7 @@ type stream struct {
 }
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
-	d := s.plugin.limiter.Check(s.req)
+	d := s.plugin.limiter.CheckAt(s.req, s.req.Now())
 	if d.Verdict == core.Call {
 		return s.dispatch(d.Call)
 	}
@@ -60,7 +60,7 @@ func (s *stream) apply(d core.Decision, resume bool) types.Action {
 		}
 		s.respHeaders = l.Headers(&d)
 		s.shaped = true
-		s.plugin.queue.Add(s.id, time.Now().Add(d.Delay))
+		s.plugin.queue.Add(s.id, s.req.Now().Add(d.Delay))
 		s.plugin.waiting[s.id] = s.resume
 		return types.ActionPause
 	}

@@ -217,8 +217,7 @@ type stream struct {
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	p := s.p
 	h := p.hop()
-	// time.Now reads WASI's wall clock.
-	if err := p.tracer.Start(h, s.req, ids{}, time.Now()); err != nil {
+	if err := p.tracer.Start(h, s.req, ids{}, s.req.Now()); err != nil {
 		// Explicit failure mode: the request continues untraced and
 		// unchanged (its incoming context, if any, passes through), counted.
 		p.release(h)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
@@ -32,6 +33,7 @@ type Request struct {
 	haveMethod, havePath, haveSource, haveID bool
 	status                                   int
 	haveStatus                               bool
+	now                                      time.Time
 	// props remembers the properties read so far (a request reads a
 	// handful): a linear scan beats a map here and allocates nothing.
 	props  [maxCachedProps]cachedProp
@@ -132,6 +134,16 @@ func (r *Request) Property(path string) (string, bool) {
 		r.nProps++
 	}
 	return value, ok
+}
+
+// Now is the request's time as the filters see it: the clock (WASI's, which
+// is Envoy's wall clock) is read on the first call, and every filter of a
+// pipeline shares that reading, a host call or two fewer for each.
+func (r *Request) Now() time.Time {
+	if r.now.IsZero() {
+		r.now = time.Now()
+	}
+	return r.now
 }
 
 // ResponseStatus is the response's :status, read from the host once per

@@ -2,6 +2,7 @@ package hostview
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm"
@@ -180,4 +181,13 @@ func TestRequest_ResponseStatus(t *testing.T) {
 		require.Equal(t, tc.want, p.second, tc.status)
 		reset()
 	}
+}
+
+// Every filter of a request reads one clock reading.
+func TestRequest_Now(t *testing.T) {
+	var r Request
+	first := r.Now()
+	require.False(t, first.IsZero())
+	time.Sleep(2 * time.Millisecond)
+	require.Equal(t, first, r.Now())
 }
