@@ -20,7 +20,7 @@ import (
 // heap under 2 MiB: queued spans kept views of the host-written request
 // memory, each pinning a 4 KiB block, and the collector's mark worker, a
 // goroutine, hardly ran because nothing yielded to the scheduler (see
-// filters/internal/abi/collector_wasip1.go).
+// filters/internal/abi/gc_wasip1.go).
 func TestPipeline_MemoryStaysBounded(t *testing.T) {
 	var stages []string
 	for _, id := range rootIDs {
