@@ -162,11 +162,6 @@ func (r *Request) ResponseStatus() int {
 	return r.status
 }
 
-// ResponseHeader returns a response header (lowercase name), e.g. ":status".
-// Like Envoy's proxy_get_header_map_value it answers the first value of a
-// repeated header.
-func ResponseHeader(name string) (string, bool) { return responseHeader(name) }
-
 // SharedData is Envoy's shared data as the cores' casstore.Store.
 type SharedData struct{}
 
