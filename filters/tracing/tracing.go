@@ -276,10 +276,12 @@ func (s *stream) OnHttpStreamDone() {
 	s.hop = nil
 	p := s.p
 	t := p.tracer
-	t.Finish(h, s.status, time.Now(), properties{})
+	// The start plus the monotonic time since: one clock read on WASI,
+	// where time.Now takes two (wall and monotonic).
+	t.Finish(h, s.status, h.Start.Add(time.Since(h.Start)), properties{})
 	if t.LogEnabled() {
 		p.logBuf = t.AppendLog(p.logBuf[:0], h)
-		proxywasm.LogInfo(string(p.logBuf))
+		hostview.LogInfo(p.logBuf)
 	}
 	counter, histogram, ms := t.RequestMetrics(h)
 	p.metrics[counter].counter.Increment(1)
