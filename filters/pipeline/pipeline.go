@@ -166,19 +166,15 @@ func (p *plugin) OnTick() {
 }
 
 func (p *plugin) NewHttpContext(contextID uint32) types.HttpContext {
-	st := &stream{}
-	st.stages = st.inline[:0]
+	st := &stream{p: p}
+	st.stages, st.failed = st.inline[:0], st.inlineFailed[:0]
 	if len(p.stages) > inlineStages {
-		st.stages = make([]types.HttpContext, 0, len(p.stages))
+		st.stages, st.failed = make([]types.HttpContext, 0, len(p.stages)), make([]bool, 0, len(p.stages))
 	}
 	resume := st.resume // one closure for every stage
-	for i, s := range p.stages {
-		inner := s.impl.NewStream(contextID, &st.view, resume)
-		if i < inlineStages {
-			st.stages = append(st.stages, s.guard.StreamIn(&st.slots[i], inner))
-		} else {
-			st.stages = append(st.stages, s.guard.Stream(inner))
-		}
+	for _, s := range p.stages {
+		st.stages = append(st.stages, s.impl.NewStream(contextID, &st.view, resume))
+		st.failed = append(st.failed, false)
 	}
 	return st
 }
@@ -190,93 +186,157 @@ const inlineStages = 4
 // stream is one request through every stage.
 type stream struct {
 	types.DefaultHttpContext
+	p      *plugin
 	view   hostview.Request
 	stages []types.HttpContext
-	inline [inlineStages]types.HttpContext
-	slots  [inlineStages]registry.StreamSlot
+	// failed marks the stages that panicked during this stream: their state
+	// is suspect, so the stream's later callbacks skip them.
+	failed       []bool
+	inline       [inlineStages]types.HttpContext
+	inlineFailed [inlineStages]bool
 	// next is the first stage that has not seen the request headers.
 	next        int
 	numHeaders  int
 	endOfStream bool
 }
 
-func (s *stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) types.Action {
-	s.numHeaders, s.endOfStream = numHeaders, endOfStream
-	return s.runFrom(0)
-}
+// hook is one of the stream callbacks the pipeline passes on to its stages.
+type hook uint8
 
-// runFrom passes the request headers to the stages from i on, stopping at
-// the first that does not continue: it answered the request, or will resume
-// it.
-func (s *stream) runFrom(i int) types.Action {
-	for ; i < len(s.stages); i++ {
-		s.next = i + 1
-		if a := s.stages[i].OnHttpRequestHeaders(s.numHeaders, s.endOfStream); a != types.ActionContinue {
+const (
+	requestHeaders hook = iota
+	requestBody
+	requestTrailers
+	responseHeaders
+	responseBody
+	responseTrailers
+	streamDone
+)
+
+var hookNames = [...]string{"OnHttpRequestHeaders", "OnHttpRequestBody", "OnHttpRequestTrailers",
+	"OnHttpResponseHeaders", "OnHttpResponseBody", "OnHttpResponseTrailers", "OnHttpStreamDone"}
+
+func (h hook) request() bool  { return h <= requestTrailers }
+func (h hook) response() bool { return h >= responseHeaders && h <= responseTrailers }
+
+// run passes one callback to the stages [lo, hi): in order for the request
+// and the end of the stream, in reverse for the response, as through Envoy's
+// decoder and encoder chains. It stops at the first stage that does not
+// continue, except at the end of the stream, which every stage sees.
+//
+// A stage's panic is recovered here, once for the whole callback rather than
+// once per stage: on Wasm each deferred recover is paid on every request,
+// and a request crosses up to four stages in each of three callbacks. The
+// stage gets its filter's declared outcome (registry.Guard.Panicked) and is
+// skipped by the stream's later callbacks; when that outcome lets the
+// request go on, the stages after it still run.
+func (s *stream) run(h hook, lo, hi, n int, eos bool) types.Action {
+	for k := 0; ; k++ {
+		a, finished := s.runFrom(h, lo, hi, &k, n, eos)
+		if finished {
 			return a
 		}
 	}
-	return types.ActionContinue
+}
+
+// runFrom runs the stages from position *k of the callback's order; on a
+// panic, *k is the stage that panicked and finished is false unless the
+// stage's outcome stops the request.
+func (s *stream) runFrom(h hook, lo, hi int, k *int, n int, eos bool) (action types.Action, finished bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			i := stageAt(h, lo, hi, *k)
+			s.failed[i] = true
+			action = s.p.stages[i].guard.Panicked(hookNames[h], r, h.request())
+			finished = action != types.ActionContinue
+		}
+	}()
+	for ; *k < hi-lo; *k++ {
+		i := stageAt(h, lo, hi, *k)
+		if h == requestHeaders {
+			s.next = i + 1
+		}
+		if s.failed[i] {
+			if h == requestHeaders {
+				if a := s.p.stages[i].guard.FailRequest(); a != types.ActionContinue {
+					return a, true
+				}
+			}
+			continue
+		}
+		if a := s.call(i, h, n, eos); a != types.ActionContinue {
+			return a, true
+		}
+	}
+	return types.ActionContinue, true
+}
+
+// stageAt is the stage at position k of the callback's order over [lo, hi).
+func stageAt(h hook, lo, hi, k int) int {
+	if h.response() {
+		return hi - 1 - k
+	}
+	return lo + k
+}
+
+func (s *stream) call(i int, h hook, n int, eos bool) types.Action {
+	st := s.stages[i]
+	switch h {
+	case requestHeaders:
+		return st.OnHttpRequestHeaders(n, eos)
+	case requestBody:
+		return st.OnHttpRequestBody(n, eos)
+	case requestTrailers:
+		return st.OnHttpRequestTrailers(n)
+	case responseHeaders:
+		return st.OnHttpResponseHeaders(n, eos)
+	case responseBody:
+		return st.OnHttpResponseBody(n, eos)
+	case responseTrailers:
+		return st.OnHttpResponseTrailers(n)
+	default:
+		st.OnHttpStreamDone()
+		return types.ActionContinue
+	}
+}
+
+func (s *stream) OnHttpRequestHeaders(numHeaders int, endOfStream bool) types.Action {
+	s.numHeaders, s.endOfStream = numHeaders, endOfStream
+	return s.run(requestHeaders, 0, len(s.stages), numHeaders, endOfStream)
 }
 
 // resume is every stage's resume hook: the stage that paused is done with
 // the request, so the stages after it see it now, and Envoy gets the request
 // back once the last one continues.
 func (s *stream) resume() {
-	if s.runFrom(s.next) == types.ActionContinue {
+	if s.run(requestHeaders, s.next, len(s.stages), s.numHeaders, s.endOfStream) == types.ActionContinue {
 		registry.ResumeRequest()
 	}
 }
 
 // Request bodies and trailers go to the stages that have seen the headers.
 func (s *stream) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
-	for _, st := range s.stages[:s.next] {
-		if a := st.OnHttpRequestBody(bodySize, endOfStream); a != types.ActionContinue {
-			return a
-		}
-	}
-	return types.ActionContinue
+	return s.run(requestBody, 0, s.next, bodySize, endOfStream)
 }
 
 func (s *stream) OnHttpRequestTrailers(numTrailers int) types.Action {
-	for _, st := range s.stages[:s.next] {
-		if a := st.OnHttpRequestTrailers(numTrailers); a != types.ActionContinue {
-			return a
-		}
-	}
-	return types.ActionContinue
+	return s.run(requestTrailers, 0, s.next, numTrailers, false)
 }
 
 // Responses pass every stage in reverse order, as through Envoy's encoder
 // chain: a local reply too, which Envoy also hands to the filter that sent it.
 func (s *stream) OnHttpResponseHeaders(numHeaders int, endOfStream bool) types.Action {
-	for i := len(s.stages) - 1; i >= 0; i-- {
-		if a := s.stages[i].OnHttpResponseHeaders(numHeaders, endOfStream); a != types.ActionContinue {
-			return a
-		}
-	}
-	return types.ActionContinue
+	return s.run(responseHeaders, 0, len(s.stages), numHeaders, endOfStream)
 }
 
 func (s *stream) OnHttpResponseBody(bodySize int, endOfStream bool) types.Action {
-	for i := len(s.stages) - 1; i >= 0; i-- {
-		if a := s.stages[i].OnHttpResponseBody(bodySize, endOfStream); a != types.ActionContinue {
-			return a
-		}
-	}
-	return types.ActionContinue
+	return s.run(responseBody, 0, len(s.stages), bodySize, endOfStream)
 }
 
 func (s *stream) OnHttpResponseTrailers(numTrailers int) types.Action {
-	for i := len(s.stages) - 1; i >= 0; i-- {
-		if a := s.stages[i].OnHttpResponseTrailers(numTrailers); a != types.ActionContinue {
-			return a
-		}
-	}
-	return types.ActionContinue
+	return s.run(responseTrailers, 0, len(s.stages), numTrailers, false)
 }
 
 func (s *stream) OnHttpStreamDone() {
-	for _, st := range s.stages {
-		st.OnHttpStreamDone()
-	}
+	s.run(streamDone, 0, len(s.stages), 0, false)
 }

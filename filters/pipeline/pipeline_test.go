@@ -23,7 +23,7 @@ var events []string
 
 // fake is a stage that logs its callbacks and acts on request headers:
 // x-<name>: answer (local reply 418), pause (a callout, resumed by its
-// reply), panic.
+// reply), panic, panic-response, panic-done.
 type fake struct {
 	name  string
 	tick  time.Duration
@@ -55,11 +55,13 @@ type fakeStream struct {
 	f      *fake
 	view   *hostview.Request
 	resume func()
+	mode   string // the request's x-<name>
 }
 
 func (s *fakeStream) OnHttpRequestHeaders(int, bool) types.Action {
 	events = append(events, s.f.name+" request")
 	v, _ := s.view.Header("x-" + s.f.name)
+	s.mode = v
 	switch v {
 	case "answer":
 		_ = proxywasm.SendHttpResponse(418, nil, []byte(s.f.name), -1)
@@ -83,10 +85,18 @@ func (s *fakeStream) OnHttpRequestHeaders(int, bool) types.Action {
 
 func (s *fakeStream) OnHttpResponseHeaders(int, bool) types.Action {
 	events = append(events, s.f.name+" response")
+	if s.mode == "panic-response" {
+		panic("boom in " + s.f.name + "'s response")
+	}
 	return types.ActionContinue
 }
 
-func (s *fakeStream) OnHttpStreamDone() { events = append(events, s.f.name+" done") }
+func (s *fakeStream) OnHttpStreamDone() {
+	events = append(events, s.f.name+" done")
+	if s.mode == "panic-done" {
+		panic("boom at " + s.f.name + "'s end")
+	}
+}
 
 var stages = map[string]*fake{}
 
@@ -152,6 +162,18 @@ func TestPipeline_Stages(t *testing.T) {
 			headers: [][2]string{{"x-second", "panic"}}, wantAction: types.ActionPause, wantStatus: 403,
 			wantEvents: []string{"first request", "second request", "third response", "first response", "first done", "third done"},
 			wantSeen:   []string{"first"}, wantPanics: map[string]uint64{"second": 1}},
+		{name: "two stages panic in one callback, each contained",
+			headers: [][2]string{{"x-first", "panic"}, {"x-third", "panic"}}, wantAction: types.ActionContinue,
+			wantEvents: []string{"first request", "second request", "third request", "second response", "second done"},
+			wantSeen:   []string{"second"}, wantPanics: map[string]uint64{"first": 1, "third": 1}},
+		{name: "a panic in the response skips the stage from then on; the others go on",
+			headers: [][2]string{{"x-second", "panic-response"}}, wantAction: types.ActionContinue,
+			wantEvents: []string{"first request", "second request", "third request", "third response", "second response", "first response", "first done", "third done"},
+			wantSeen:   []string{"first", "second", "third"}, wantPanics: map[string]uint64{"second": 1}},
+		{name: "panics at the end of the stream do not keep the other stages from theirs",
+			headers: [][2]string{{"x-first", "panic-done"}, {"x-third", "panic-done"}}, wantAction: types.ActionContinue,
+			wantEvents: []string{"first request", "second request", "third request", "third response", "second response", "first response", "first done", "second done", "third done"},
+			wantSeen:   []string{"first", "second", "third"}, wantPanics: map[string]uint64{"first": 1, "third": 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,10 +215,19 @@ func TestPipeline_Stages(t *testing.T) {
 				}
 			}
 			require.Equal(t, tc.wantSeen, seen)
+			// Counted from the critical log lines: the panic counters are
+			// the VM's, defined once, while each case has a new emulator.
 			for name, want := range tc.wantPanics {
-				n, err := host.GetCounterMetric(registry.PanicMetric(name))
-				require.NoError(t, err)
-				require.Equal(t, want, n, name)
+				var n uint64
+				for _, l := range host.GetCriticalLogs() {
+					if strings.HasPrefix(l, "meshwasm: "+name+": recovered panic in ") {
+						n++
+					}
+				}
+				require.Equal(t, want, n, "%s: %v", name, host.GetCriticalLogs())
+			}
+			if tc.wantPanics == nil {
+				require.Empty(t, host.GetCriticalLogs())
 			}
 		})
 	}

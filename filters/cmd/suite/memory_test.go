@@ -111,7 +111,7 @@ func TestPipeline_CrossingBudget(t *testing.T) {
 		"proxy_on_context_create": 1, "proxy_on_request_headers": 1, "proxy_on_response_headers": 1,
 		"proxy_on_log": 1, "proxy_on_done": 1, "proxy_on_delete": 1,
 		// One re-entry for each read that returns data.
-		"proxy_on_memory_allocate": 4,
+		"proxy_on_memory_allocate":       4,
 		"env.proxy_get_header_map_pairs": 1, // request headers, once for all four filters
 		"env.proxy_get_property":         1, // source.address (authz ipBlocks, ratelimit key)
 		"env.proxy_get_header_map_value": 1, // response :status (tracing, canary guard)
@@ -122,7 +122,7 @@ func TestPipeline_CrossingBudget(t *testing.T) {
 		"env.proxy_replace_header_map_value": 3, "env.proxy_add_header_map_value": 1,
 		// tracing's latency histogram (the counters below).
 		"env.proxy_record_metric": 1,
-		"env.proxy_log": 1, // authz's decision at debug: Envoy cannot tell the plugin its level
+		"env.proxy_log":           1, // authz's decision at debug: Envoy cannot tell the plugin its level
 	}
 	for name, per := range want {
 		require.Equal(t, per*n, got[name], "%s per request", name)

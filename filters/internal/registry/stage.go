@@ -105,11 +105,12 @@ func ResumeRequest() {
 // least one.
 func TickMillis(d time.Duration) uint32 { return uint32(max(d/time.Millisecond, 1)) }
 
-// Guard contains panics in one filter's part of streams that another
-// context drives (the pipeline), as the registry does for a filter running
-// as its own plugin: a panic applies the filter's own declared outcome, is
-// counted in its own panic metric, and later callbacks of the stream skip
-// the filter.
+// Guard applies, for one filter's part of streams that another context
+// drives (the pipeline), what the registry applies to a filter running as
+// its own plugin: a panic gets the filter's own declared outcome and is
+// counted in its own panic metric. The driver recovers the panic (once per
+// callback for all its stages: on Wasm every deferred recover is paid on
+// every request) and skips the filter in the stream's later callbacks.
 type Guard struct{ plugin pluginContext }
 
 // NewGuard prepares the guard for filter f, once per plugin.
@@ -117,22 +118,24 @@ func NewGuard(f Filter) *Guard {
 	return &Guard{plugin: pluginContext{filter: f, panics: counterFor(f.Name)}}
 }
 
-// Stream wraps the filter's part of one stream.
-func (g *Guard) Stream(inner types.HttpContext) types.HttpContext {
-	return &httpContext{plugin: &g.plugin, inner: inner}
+// Panicked reports r, recovered from the filter's callback, and returns what
+// the stream does next. For a request callback that is FailRequest; for a
+// response callback or the stream's end, the stream goes on without the
+// filter.
+func (g *Guard) Panicked(callback string, r any, request bool) types.Action {
+	g.plugin.panics.report(callback, r)
+	if request {
+		return g.FailRequest()
+	}
+	return types.ActionContinue
 }
 
-// StreamSlot is room for one guarded stream inside a struct its caller
-// allocates anyway: a pipeline stream carries its stages' guards in place
-// instead of making an allocation for each (on Wasm, each costs the request
-// a trip through the allocator and adds to the GC's work).
-type StreamSlot struct{ h httpContext }
-
-// StreamIn is Stream with the wrapper in slot, which must live as long as the
-// stream.
-func (g *Guard) StreamIn(slot *StreamSlot, inner types.HttpContext) types.HttpContext {
-	slot.h = httpContext{plugin: &g.plugin, inner: inner}
-	return &slot.h
+// FailRequest applies the filter's declared safe outcome to a request it
+// could not judge: its DenyStatus answer (the request is then paused for
+// good), or nothing when it fails open.
+func (g *Guard) FailRequest() types.Action {
+	h := httpContext{plugin: &g.plugin}
+	return h.failRequest()
 }
 
 // Do runs one plugin-level callback of the filter (a tick), containing a
