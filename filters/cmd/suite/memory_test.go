@@ -11,6 +11,27 @@ import (
 	"github.com/meshwasm/meshwasm/filters/internal/wasmhost"
 )
 
+// startLoadTestPipeline starts the pipeline as `make bench` loads it into
+// Envoy (bench/benchconf), with tracing's configuration given.
+func startLoadTestPipeline(t *testing.T, tracing string) *wasmhost.Plugin {
+	t.Helper()
+	var stages []string
+	for _, id := range rootIDs {
+		cfg := map[string]string{"authz": benchconf.Authz, "ratelimit": benchconf.Ratelimit, "canary": benchconf.Canary, "tracing": tracing}[id]
+		stages = append(stages, `{"filter": "`+id+`", "config": `+cfg+`}`)
+	}
+	p := wasmhost.Load(t, "suite").NewPlugin(wasmhost.VMOptions{VMID: "meshwasm"}, wasmhost.PluginOptions{
+		RootID: "pipeline", Config: []byte(`{"stages": [` + strings.Join(stages, ",") + `]}`),
+		Properties: map[string][]byte{"source.address": []byte("127.0.0.1:40000"), "destination.address": []byte("127.0.0.1:10000")},
+	})
+	require.True(t, p.Started(), "%v", p.VM().Logs())
+	return p
+}
+
+// loadTestRequest is fortio's request in the load test.
+var loadTestRequest = [][2]string{{":method", "GET"}, {":path", "/orders/1"}, {":authority", "127.0.0.1:10000"}, {":scheme", "http"},
+	{"x-user-id", "12345"}, {"user-agent", "fortio.org/fortio-1.68.2"}}
+
 // TestPipeline_MemoryStaysBounded runs the pipeline as `make bench` loads it
 // into Envoy, with the span collector unreachable so that the exporter's
 // queue stays full, and 16 streams in flight at a time as in the load test.
@@ -22,24 +43,12 @@ import (
 // goroutine, hardly ran because nothing yielded to the scheduler (see
 // filters/internal/abi/gc_wasip1.go).
 func TestPipeline_MemoryStaysBounded(t *testing.T) {
-	var stages []string
-	for _, id := range rootIDs {
-		cfg := map[string]string{"authz": benchconf.Authz, "ratelimit": benchconf.Ratelimit, "canary": benchconf.Canary,
-			"tracing": strings.Replace(benchconf.Tracing, `"cluster": "otlp"`, `"cluster": "collector-down"`, 1)}[id]
-		stages = append(stages, `{"filter": "`+id+`", "config": `+cfg+`}`)
-	}
-	p := wasmhost.Load(t, "suite").NewPlugin(wasmhost.VMOptions{VMID: "meshwasm"}, wasmhost.PluginOptions{
-		RootID: "pipeline", Config: []byte(`{"stages": [` + strings.Join(stages, ",") + `]}`),
-		Properties: map[string][]byte{"source.address": []byte("127.0.0.1:40000"), "destination.address": []byte("127.0.0.1:10000")},
-	})
-	require.True(t, p.Started(), "%v", p.VM().Logs())
-	req := [][2]string{{":method", "GET"}, {":path", "/orders/1"}, {":authority", "127.0.0.1:10000"}, {":scheme", "http"},
-		{"x-user-id", "12345"}, {"user-agent", "fortio.org/fortio-1.68.2"}}
+	p := startLoadTestPipeline(t, strings.Replace(benchconf.Tracing, `"cluster": "otlp"`, `"cluster": "collector-down"`, 1))
 	round := func() {
 		streams := make([]*wasmhost.Stream, 16)
 		for i := range streams {
 			streams[i] = p.NewStream()
-			require.Equal(t, types.ActionContinue, streams[i].SendRequestHeaders(req, true))
+			require.Equal(t, types.ActionContinue, streams[i].SendRequestHeaders(loadTestRequest, true))
 		}
 		for _, s := range streams {
 			s.SendResponseHeaders([][2]string{{":status", "200"}}, true)
@@ -73,21 +82,10 @@ func TestPipeline_MemoryStaysBounded(t *testing.T) {
 // the pipeline adds per request; a new one should be a decision, not an
 // accident.
 func TestPipeline_CrossingBudget(t *testing.T) {
-	var stages []string
-	for _, id := range rootIDs {
-		cfg := map[string]string{"authz": benchconf.Authz, "ratelimit": benchconf.Ratelimit, "canary": benchconf.Canary, "tracing": benchconf.Tracing}[id]
-		stages = append(stages, `{"filter": "`+id+`", "config": `+cfg+`}`)
-	}
-	p := wasmhost.Load(t, "suite").NewPlugin(wasmhost.VMOptions{VMID: "meshwasm"}, wasmhost.PluginOptions{
-		RootID: "pipeline", Config: []byte(`{"stages": [` + strings.Join(stages, ",") + `]}`),
-		Properties: map[string][]byte{"source.address": []byte("127.0.0.1:40000"), "destination.address": []byte("127.0.0.1:10000")},
-	})
-	require.True(t, p.Started(), "%v", p.VM().Logs())
-	req := [][2]string{{":method", "GET"}, {":path", "/orders/1"}, {":authority", "127.0.0.1:10000"}, {":scheme", "http"},
-		{"x-user-id", "12345"}, {"user-agent", "fortio.org/fortio-1.68.2"}}
+	p := startLoadTestPipeline(t, benchconf.Tracing)
 	send := func() {
 		s := p.NewStream()
-		require.Equal(t, types.ActionContinue, s.SendRequestHeaders(req, true))
+		require.Equal(t, types.ActionContinue, s.SendRequestHeaders(loadTestRequest, true))
 		s.SendResponseHeaders([][2]string{{":status", "200"}}, true)
 		s.Finish()
 	}
