@@ -96,7 +96,7 @@ func TestBench(t *testing.T) {
 	}
 	up, addr, err := startUpstream(r.fortioBin, r.tmp)
 	must(t, err)
-	t.Cleanup(up.stop)
+	t.Cleanup(up.Stop)
 	r.upstream = addr
 
 	t.Run("load", r.load)
@@ -243,7 +243,7 @@ func (r *runner) load(t *testing.T) {
 		wg.Wait()
 		for i, e := range envoys {
 			if e != nil {
-				defer e.stop()
+				defer e.Stop()
 			}
 			must(t, errs[i])
 		}
@@ -283,7 +283,7 @@ func (r *runner) load(t *testing.T) {
 			r.memory(t, defs, envoys)
 		}
 		for _, e := range envoys {
-			e.stop()
+			e.Stop()
 		}
 	}
 	r.command(fmt.Sprintf("envoy --config-path <scenario>/envoy.yaml --concurrency <workers> --log-level warn --disable-hot-restart  # bootstraps in %s", rel(r.root, r.tmp)))
@@ -357,7 +357,7 @@ func (r *runner) startup(t *testing.T) {
 			e, err := r.envoy(fmt.Sprintf("startup-%d-%d", i, rep), workers, v.filters, false)
 			must(t, err)
 			runs[i] = append(runs[i], e.ready.Seconds())
-			e.stop()
+			e.Stop()
 		}
 	}
 	for i, v := range variants {
@@ -465,7 +465,7 @@ func (r *runner) loads(name, path string) (bool, string) {
 	if err != nil {
 		return false, firstLine(err.Error())
 	}
-	defer e.stop()
+	defer e.Stop()
 	req, _ := http.NewRequest("GET", "http://"+e.listener+requestPath, nil)
 	req.Header.Set("x-user-id", "12345")
 	resp, err := http.DefaultClient.Do(req)

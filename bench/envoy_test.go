@@ -12,76 +12,40 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/meshwasm/meshwasm/e2e/harness"
 )
 
-// proc is a child process in its own process group, killed with the group.
-type proc struct {
-	name, log string
-	cmd       *exec.Cmd
-	done      chan struct{}
-}
+// proc is a child process in its own process group, killed with the group
+// (the e2e harness's), with the readings the bench takes of it.
+type proc struct{ *harness.Process }
 
 func startProc(name, dir, bin string, args ...string) (*proc, error) {
-	log := filepath.Join(dir, name+".log")
-	f, err := os.Create(log)
+	p, err := harness.StartProcess(name, filepath.Join(dir, name+".log"), nil, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// Pdeathsig: a bench killed by -timeout must not leave Envoys behind on a
-	// shared machine.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	p := &proc{name: name, log: log, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
-	return p, nil
-}
-
-func (p *proc) stop() {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-	}
+	return &proc{p}, nil
 }
 
 func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	gone, _ := p.Exited()
+	return gone
 }
 
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
+func (p *proc) tail() string { return p.Tail(4000) }
 
 // cpuNanos is the CPU time the process's threads have run, from the
 // scheduler's per-thread accounting (nanoseconds, unlike /proc/pid/stat's
 // clock ticks).
 func (p *proc) cpuNanos() uint64 {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", p.cmd.Process.Pid))
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", p.Pid()))
 	var sum uint64
 	for _, f := range tasks {
 		b, err := os.ReadFile(f)
@@ -98,7 +62,7 @@ func (p *proc) cpuNanos() uint64 {
 
 // rss is the process's resident set (VmRSS).
 func (p *proc) rss() uint64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return 0
 	}
@@ -132,7 +96,7 @@ func startUpstream(fortio, dir string) (*proc, string, error) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling a log file for the port: no event to wait on
 	}
-	p.stop()
+	p.Stop()
 	return nil, "", fmt.Errorf("fortio server did not report its port: %s", p.tail())
 }
 
@@ -286,7 +250,7 @@ func startEnvoy(bin, dir, name string, workers int, config []byte) (*envoy, erro
 			return nil, fmt.Errorf("envoy %s exited: %s", name, p.tail())
 		}
 		if time.Now().After(deadline) {
-			p.stop()
+			p.Stop()
 			return nil, fmt.Errorf("envoy %s not ready after %v: %s", name, time.Since(began), p.tail())
 		}
 		// /ready has no push notification; poll it tightly so that the startup
@@ -294,7 +258,7 @@ func startEnvoy(bin, dir, name string, workers int, config []byte) (*envoy, erro
 		time.Sleep(5 * time.Millisecond)
 	}
 	if e.listener, err = e.listenerAddr(client); err != nil {
-		p.stop()
+		p.Stop()
 		return nil, err
 	}
 	return e, nil

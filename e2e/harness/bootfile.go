@@ -60,7 +60,7 @@ func StartFile(t testing.TB, o FileOptions) *Topology {
 		files["ca.pem"] = topo.writeFile("ca.pem", topo.pki.CAPEM())
 	}
 
-	var procs []*process
+	var procs []*Process
 	logOnFailure(t, &procs)
 	topo.startEchoes(t, deadline, &procs)
 

@@ -73,7 +73,7 @@ type Topology struct {
 	adminAddr string
 	listener  string
 	services  map[string]string // echo-v1 → 127.0.0.1:port
-	envoy     *process
+	envoy     *Process
 	startup   time.Duration
 }
 
@@ -94,7 +94,7 @@ func Start(t testing.TB, o Options) *Topology {
 	topo := &Topology{t: t, dir: t.TempDir(), tls: o.TLS, services: map[string]string{}}
 	deadline := time.Now().Add(o.StartTimeout)
 
-	var procs []*process
+	var procs []*Process
 	logOnFailure(t, &procs)
 	topo.startEchoes(t, deadline, &procs)
 
@@ -128,7 +128,7 @@ func Start(t testing.TB, o Options) *Topology {
 	return topo
 }
 
-func (topo *Topology) waitReady(deadline time.Time, adminFile string, procs []*process) error {
+func (topo *Topology) waitReady(deadline time.Time, adminFile string, procs []*Process) error {
 	if err := poll(deadline, "envoy admin address", procs, func() (err error) {
 		topo.adminAddr, err = readAddr(adminFile)
 		return err
@@ -356,13 +356,13 @@ func get(c *http.Client, u string) ([]byte, error) {
 // logOnFailure prints every process's log if the test fails. Registered before
 // any process starts, it runs after they are all stopped and their logs are
 // complete (cleanups run last-in first-out); procs may grow after the call.
-func logOnFailure(t testing.TB, procs *[]*process) {
+func logOnFailure(t testing.TB, procs *[]*Process) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
 		for _, p := range *procs {
-			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.tail(256<<10))
+			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.Tail(256<<10))
 		}
 	})
 }
@@ -370,7 +370,7 @@ func logOnFailure(t testing.TB, procs *[]*process) {
 // startEchoes starts the v1 and v2 upstreams. Port 0 everywhere: the processes
 // bind and report their ports, so there is no window in which another worker
 // on the machine can take a port we picked.
-func (topo *Topology) startEchoes(t testing.TB, deadline time.Time, procs *[]*process) {
+func (topo *Topology) startEchoes(t testing.TB, deadline time.Time, procs *[]*Process) {
 	echoBin := serviceBinary(t, "echo")
 	for _, version := range []string{ClusterV1, ClusterV2} {
 		name := "echo-" + version
@@ -379,7 +379,7 @@ func (topo *Topology) startEchoes(t testing.TB, deadline time.Time, procs *[]*pr
 			"-listen", "127.0.0.1:0", "-version", version, "-addr-file", addrFile)
 		*procs = append(*procs, p)
 		var addr string
-		if err := poll(deadline, name+" address", []*process{p}, func() (err error) {
+		if err := poll(deadline, name+" address", []*Process{p}, func() (err error) {
 			addr, err = readAddr(addrFile)
 			return err
 		}); err != nil {
@@ -392,7 +392,7 @@ func (topo *Topology) startEchoes(t testing.TB, deadline time.Time, procs *[]*pr
 // startEnvoy runs Envoy on a rendered bootstrap and waits until it and every
 // process in procs are ready, adding itself to procs; it records the
 // startup time.
-func (topo *Topology) startEnvoy(t testing.TB, envoyBin, config string, workers int, logLevel, componentLogLevel string, deadline time.Time, procs *[]*process) {
+func (topo *Topology) startEnvoy(t testing.TB, envoyBin, config string, workers int, logLevel, componentLogLevel string, deadline time.Time, procs *[]*Process) {
 	adminFile := filepath.Join(topo.dir, "admin.addr")
 	args := []string{
 		"--config-path", config,

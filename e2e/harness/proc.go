@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// process is a child started in its own process group, so stopping it also stops
-// anything it forked.
-type process struct {
+// Process is a child started in its own process group, so stopping it also
+// stops anything it forked. The bench starts its Envoys with it too.
+type Process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
@@ -25,11 +25,12 @@ type process struct {
 	err     error         // Wait's result, valid after done
 }
 
-func startProcess(t testing.TB, name, logPath string, env []string, bin string, args ...string) *process {
-	t.Helper()
+// StartProcess starts bin with its output in logPath and env added to the
+// environment. The caller stops it.
+func StartProcess(name, logPath string, env []string, bin string, args ...string) (*Process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -39,20 +40,33 @@ func startProcess(t testing.TB, name, logPath string, env []string, bin string, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		t.Fatalf("%s: start %s: %v", name, bin, err)
+		return nil, fmt.Errorf("%s: start %s: %w", name, bin, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
 		close(p.done)
 	}()
-	t.Cleanup(p.stop)
+	return p, nil
+}
+
+// startProcess is StartProcess for a test, which stops the process at its end.
+func startProcess(t testing.TB, name, logPath string, env []string, bin string, args ...string) *Process {
+	t.Helper()
+	p, err := StartProcess(name, logPath, env, bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
 	return p
 }
 
-// exited reports whether the process is gone, with its exit error.
-func (p *process) exited() (bool, error) {
+// Pid is the process's id (and its group's).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process is gone, with its exit error.
+func (p *Process) Exited() (bool, error) {
 	select {
 	case <-p.done:
 		return true, fmt.Errorf("%s exited: %v", p.name, p.err)
@@ -61,8 +75,8 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// stop asks politely (SIGTERM lets Envoy flush its log), then kills the group.
-func (p *process) stop() {
+// Stop asks politely (SIGTERM lets Envoy flush its log), then kills the group.
+func (p *Process) Stop() {
 	pgid := p.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
@@ -73,8 +87,8 @@ func (p *process) stop() {
 	}
 }
 
-// tail returns at most max bytes from the end of the process log.
-func (p *process) tail(max int64) string {
+// Tail returns at most max bytes from the end of the process log.
+func (p *Process) Tail(max int64) string {
 	b, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return fmt.Sprintf("(%s log unreadable: %v)", p.name, err)
@@ -91,7 +105,7 @@ func (p *process) tail(max int64) string {
 var extensionBanner = regexp.MustCompile(`(?m)^.*\[main\] \[source/server/server\.cc:\d+\]   \S.*\n`)
 
 // poll calls check until it returns nil, the deadline passes or one of procs exits.
-func poll(deadline time.Time, what string, procs []*process, check func() error) error {
+func poll(deadline time.Time, what string, procs []*Process, check func() error) error {
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -100,7 +114,7 @@ func poll(deadline time.Time, what string, procs []*process, check func() error)
 			return nil
 		}
 		for _, p := range procs {
-			if gone, perr := p.exited(); gone {
+			if gone, perr := p.Exited(); gone {
 				return fmt.Errorf("waiting for %s: %w", what, perr)
 			}
 		}

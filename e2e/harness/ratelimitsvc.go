@@ -52,13 +52,13 @@ func StartRateLimit(t testing.TB, configYAML string) *RateLimitService {
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	deadline := time.Now().Add(60 * time.Second)
 
-	var procs []*process
+	var procs []*Process
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
 		for _, p := range procs {
-			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.tail(64<<10))
+			t.Logf("---- %s log (%s) ----\n%s", p.name, p.logPath, p.Tail(64<<10))
 		}
 	})
 
@@ -106,7 +106,7 @@ func StartRateLimit(t testing.TB, configYAML string) *RateLimitService {
 		}
 		svc := startProcess(t, "ratelimit", filepath.Join(dir, fmt.Sprintf("ratelimit-%d.log", attempt)), env, serviceBin)
 		procs = append(procs, svc)
-		err = poll(deadline, "ratelimit /healthcheck", []*process{redis, svc}, func() error {
+		err = poll(deadline, "ratelimit /healthcheck", []*Process{redis, svc}, func() error {
 			_, err := get(client, "http://"+addr+"/healthcheck")
 			return err
 		})
@@ -114,7 +114,7 @@ func StartRateLimit(t testing.TB, configYAML string) *RateLimitService {
 			t.Logf("harness: ratelimit ready on %s (redis %s)", addr, sock)
 			return &RateLimitService{httpAddr: addr}
 		}
-		if gone, _ := svc.exited(); !gone || attempt == 3 {
+		if gone, _ := svc.Exited(); !gone || attempt == 3 {
 			t.Fatalf("ratelimit: %v", err)
 		}
 		_ = os.Remove(filepath.Join(dir, "grpc.sock"))
