@@ -81,8 +81,10 @@ type httpContext struct {
 
 // failRequest applies the filter's declared safe outcome to a request that
 // the filter could not judge.
-func (h *httpContext) failRequest() types.Action {
-	if status := h.plugin.filter.DenyStatus; status != 0 {
+func (h *httpContext) failRequest() types.Action { return h.plugin.failRequest() }
+
+func (p *pluginContext) failRequest() types.Action {
+	if status := p.filter.DenyStatus; status != 0 {
 		sendDeny(status)
 		return types.ActionPause
 	}

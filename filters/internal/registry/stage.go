@@ -133,10 +133,7 @@ func (g *Guard) Panicked(callback string, r any, request bool) types.Action {
 // FailRequest applies the filter's declared safe outcome to a request it
 // could not judge: its DenyStatus answer (the request is then paused for
 // good), or nothing when it fails open.
-func (g *Guard) FailRequest() types.Action {
-	h := httpContext{plugin: &g.plugin}
-	return h.failRequest()
-}
+func (g *Guard) FailRequest() types.Action { return g.plugin.failRequest() }
 
 // Do runs one plugin-level callback of the filter (a tick), containing a
 // panic in it.
