@@ -103,6 +103,7 @@ func TestBench(t *testing.T) {
 	t.Run("startup", r.startup)
 	t.Run("size", r.sizes)
 	t.Run("micro", r.micro)
+	t.Run("profile", r.profile)
 
 	r.res.Targets = EvaluateTargets(r.res)
 	r.write()

@@ -248,6 +248,28 @@ func (r *Results) Markdown(chartFile string) string {
 		w("\nThe load test's Envoys (2 workers), read once warm (after its rounds) and again after the extra requests. Linear memory is the modules' own gauge (`wasmcustom.meshwasm.vm_memory_bytes`, the sum over the VMs that served streams) divided by the number of worker VMs; RSS is Envoy's VmRSS.\n\n")
 	}
 
+	if len(r.Profile) > 0 {
+		w("## Where the CPU goes\n\n")
+		w("Envoy under `perf record -g` at a fixed rate, each scenario alone; the process's CPU per request (scheduler accounting) divided by where its samples fell. The Envoy binary is stripped and V8 writes no perf map, so code is told apart by where it runs, not by name: **module** is the code V8 compiled from the module (our Go), **host** is Envoy and V8 running under a module frame (host calls, allocation re-entries, V8's helpers), **Envoy** is the workers outside the module (HTTP, routing, stats, and the wasm filter's calls into V8 up to the module's first frame), **kernel** the workers' kernel time outside module calls, **other** every other thread.\n\n")
+		w("| Envoy with | workers | rps | samples | CPU µs/req | module | host | Envoy | kernel | other | added over baseline |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		var base *ProfileResult
+		for i := range r.Profile {
+			if r.Profile[i].Scenario == "baseline" {
+				base = &r.Profile[i]
+			}
+		}
+		for _, p := range r.Profile {
+			m, h, e, k, o := p.Micros()
+			added := "–"
+			if base != nil && p.Scenario != base.Scenario {
+				_, _, be, bk, bo := base.Micros()
+				added = fmt.Sprintf("%.1f: module %.1f, host %.1f, Envoy %+.1f, kernel %+.1f, other %+.1f", p.CPU-base.CPU, m, h, e-be, k-bk, o-bo)
+			}
+			w("| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n", p.Scenario, p.Workers, p.QPS, p.Split.Samples, p.CPU, m, h, e, k, o, added)
+		}
+		w("\n")
+	}
+
 	if len(r.Startup) > 0 {
 		w("## Startup\n\n| Envoy with | workers | seconds to /ready |\n|---|---|---|\n")
 		for _, st := range r.Startup {

@@ -29,6 +29,7 @@ type Results struct {
 	Startup []StartupResult `json:"startup,omitempty"`
 	Sizes   []SizeResult    `json:"sizes,omitempty"`
 	Micro   *MicroResults   `json:"micro,omitempty"`
+	Profile []ProfileResult `json:"profile,omitempty"`
 	Targets []Target        `json:"targets,omitempty"`
 	Notes   []string        `json:"notes,omitempty"`
 }
@@ -266,4 +267,23 @@ func (s *Stat) UnmarshalJSON(b []byte) error {
 		s.Runs[i] = float64(r)
 	}
 	return nil
+}
+
+// ProfileResult is where one scenario's Envoy spent its CPU at a fixed
+// request rate: the process's CPU per request split by a perf profile.
+type ProfileResult struct {
+	Scenario string `json:"scenario"`
+	Workers  int    `json:"workers"`
+	QPS      int    `json:"qps"`
+	Requests int    `json:"requests"`
+	// CPU is the whole process's CPU time per request (µs), from the
+	// scheduler's accounting over the run; Split divides it.
+	CPU   float64  `json:"cpuMicrosPerRequest"`
+	Split CPUSplit `json:"split"`
+}
+
+// Micros is the split in µs per request.
+func (p ProfileResult) Micros() (module, host, envoy, kernel, other float64) {
+	s := p.Split
+	return s.Module * p.CPU, s.Host * p.CPU, s.Envoy * p.CPU, s.Kernel * p.CPU, s.Other * p.CPU
 }
