@@ -5,7 +5,8 @@
 #   make unit    the fast subset: no Envoy
 #   make e2e     real-Envoy tests only
 #   make bench   the filters in Envoy side by side with Envoy's native twins, memory,
-#                startup, module sizes, microbenchmarks: bench/results/latest.{md,json}
+#                startup, module sizes, microbenchmarks, where Envoy's CPU goes
+#                (perf): bench/results/latest.{md,json}
 #                (~15 min; BENCH_FULL=1 for long runs and 1M requests)
 #   make fuzz    every fuzz target for FUZZTIME each (default 30s); seeds run in `make unit`
 #   make soak    SOAK_DURATION (default 10m) of mixed traffic through the four filters
