@@ -41,48 +41,43 @@ type CPUSplit struct {
 // file it would read (/tmp/perf-<pid>.map) or "[JIT]".
 func SplitPerfScript(r io.Reader) (CPUSplit, error) {
 	var counts struct{ module, host, envoy, kernel, other, all int }
-	var worker, inSample, leafSeen bool
-	var leafJIT, leafKernel, anyJIT bool
+	var cur *sampleStack
 	flush := func() {
-		if !inSample {
+		if cur == nil {
 			return
 		}
 		counts.all++
 		switch {
-		case !worker:
+		case !cur.worker:
 			counts.other++
-		case leafJIT:
+		case cur.leafJIT:
 			counts.module++
-		case anyJIT:
+		case cur.anyJIT:
 			counts.host++
-		case leafKernel:
+		case cur.leafKernel:
 			counts.kernel++
 		default:
 			counts.envoy++
 		}
-		inSample = false
+		cur = nil
 	}
 	s := bufio.NewScanner(r)
 	s.Buffer(make([]byte, 64<<10), 1<<20)
 	for s.Scan() {
 		line := s.Text()
-		if strings.TrimSpace(line) == "" {
+		switch {
+		case strings.TrimSpace(line) == "":
 			flush()
-			continue
-		}
-		if line[0] != ' ' && line[0] != '\t' {
+		case line[0] != ' ' && line[0] != '\t':
 			// A sample's first line: the thread's name, then (without a
 			// call chain) its one frame.
 			flush()
-			inSample, leafSeen, leafJIT, leafKernel, anyJIT = true, false, false, false, false
-			worker = strings.HasPrefix(line, "wrk:")
+			cur = &sampleStack{worker: strings.HasPrefix(line, "wrk:")}
 			if i := strings.IndexByte(line, '('); i >= 0 {
-				frame(line[i:], &leafSeen, &leafJIT, &leafKernel, &anyJIT)
+				cur.frame(line[i:])
 			}
-			continue
-		}
-		if inSample {
-			frame(line, &leafSeen, &leafJIT, &leafKernel, &anyJIT)
+		case cur != nil:
+			cur.frame(line)
 		}
 	}
 	flush()
@@ -97,17 +92,24 @@ func SplitPerfScript(r io.Reader) (CPUSplit, error) {
 		Kernel: float64(counts.kernel) / n, Other: float64(counts.other) / n, Samples: counts.all}, nil
 }
 
+// sampleStack is what the split needs of one sample: its thread, what its
+// leaf frame ran, and whether module code is anywhere on its stack.
+type sampleStack struct {
+	worker, frames              bool
+	leafJIT, leafKernel, anyJIT bool
+}
+
 // frame takes one frame line ("  55a81c3 (/path/envoy)"); the first one of
 // a sample is its leaf.
-func frame(line string, leafSeen, leafJIT, leafKernel, anyJIT *bool) {
+func (p *sampleStack) frame(line string) {
 	i := strings.LastIndexByte(line, '(')
 	if i < 0 {
 		return
 	}
 	dso := strings.TrimSuffix(strings.TrimSpace(line[i+1:]), ")")
 	jit := strings.HasPrefix(dso, "/tmp/perf-") || strings.HasPrefix(dso, "[JIT]")
-	if !*leafSeen {
-		*leafSeen, *leafJIT, *leafKernel = true, jit, dso == "[kernel.kallsyms]"
+	if !p.frames {
+		p.frames, p.leafJIT, p.leafKernel = true, jit, dso == "[kernel.kallsyms]"
 	}
-	*anyJIT = *anyJIT || jit
+	p.anyJIT = p.anyJIT || jit
 }
